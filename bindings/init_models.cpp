@@ -1,0 +1,174 @@
+#include <pybind11/stl.h>
+
+#include "bindings.h"
+#include "pyflame_vision/error.h"
+#include "pyflame_vision/models/registry.h"
+
+namespace pyflame_vision {
+namespace bindings {
+
+using models::EfficientNet;
+using models::Model;
+using models::ResNet;
+using models::ResNetBlockType;
+
+namespace {
+std::vector<bool> dilation_from_python(py::handle obj) {
+  if (obj.is_none()) return {false, false, false};
+  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
+    throw TypeError("replace_stride_with_dilation must be None or a sequence of 3 bools");
+  std::vector<bool> v;
+  for (py::handle h : obj) {
+    if (!PyBool_Check(h.ptr()) && !PyIndex_Check(h.ptr()))
+      throw TypeError("replace_stride_with_dilation entries must be bools, got " +
+                      std::string(py::str(py::type::handle_of(h).attr("__name__"))));
+    v.push_back(PyObject_IsTrue(h.ptr()) == 1);
+  }
+  return v;
+}
+
+std::vector<int64_t> ints_from_python(py::handle obj, const char* what) {
+  return shape_from_python(obj, what);  // same rules: ints only, checked range
+}
+}  // namespace
+
+void init_models(py::module_& m) {
+  py::class_<models::SummaryRow>(m, "SummaryRow", "One graph node of a model summary.")
+      .def_readonly("path", &models::SummaryRow::path)
+      .def_readonly("type", &models::SummaryRow::type)
+      .def_property_readonly("output_shape", [](const models::SummaryRow& r) { return shape_to_python(r.output_shape); })
+      .def_readonly("params", &models::SummaryRow::params)
+      .def_readonly("macs", &models::SummaryRow::macs)
+      .def("__repr__", [](const models::SummaryRow& r) {
+        return "SummaryRow(path='" + r.path + "', type='" + r.type + "', output_shape=" +
+               shape_to_string(r.output_shape) + ", params=" + std::to_string(r.params) +
+               ", macs=" + std::to_string(r.macs) + ")";
+      });
+
+  py::class_<models::Summary>(m, "Summary",
+                              "Per-layer output shapes, parameters and multiply-accumulates; print() shows a table.")
+      .def_readonly("model", &models::Summary::model)
+      .def_readonly("input", &models::Summary::input)
+      .def_property_readonly("output_shape", [](const models::Summary& s) { return shape_to_python(s.output_shape); })
+      .def_readonly("rows", &models::Summary::rows)
+      .def_readonly("total_params", &models::Summary::total_params)
+      .def_readonly("total_macs", &models::Summary::total_macs)
+      .def_readonly("param_bytes", &models::Summary::param_bytes)
+      .def_readonly("activation_bytes", &models::Summary::activation_bytes)
+      .def("__str__", &models::Summary::to_string)
+      .def("__repr__", &models::Summary::to_string);
+
+  py::class_<Model, nn::Module, std::shared_ptr<Model>>(m, "Model", "Common base of every model.")
+      .def(
+          "get_output_shape",
+          [](const Model& self, py::handle input_shape) {
+            const TensorSpec spec = spec_from_python(input_shape, "input_shape");
+            Shape out;
+            {
+              py::gil_scoped_release release;
+              out = self.get_output_spec(spec).shape();
+            }
+            return shape_to_python(out);
+          },
+          py::arg("input_shape"),
+          "Output shape for an [N, C, H, W] input shape (list of ints or TensorSpec). Runs no kernel.")
+      .def(
+          "forward_features",
+          [](const Model& self, py::handle input) -> py::object {
+            const TensorSpec spec = spec_from_python(input, "input");
+            std::vector<TensorSpec> feats;
+            {
+              py::gil_scoped_release release;
+              feats = self.forward_features(spec);
+            }
+            if (dynamic_cast<const EfficientNet*>(&self)) return py::cast(feats.at(0));
+            return py::cast(feats);
+          },
+          py::arg("input"),
+          "Intermediate feature specs: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);\n"
+          "EfficientNet -> the TensorSpec of the features before pooling.")
+      .def(
+          "summary",
+          [](const Model& self, py::object input_shape) {
+            const TensorSpec spec = input_shape.is_none() ? TensorSpec(self.default_input_shape())
+                                                          : spec_from_python(input_shape, "input_shape");
+            py::gil_scoped_release release;
+            return self.summary(spec);
+          },
+          py::arg("input_shape") = py::none(),
+          "Per-layer table (output shape, parameters, MACs) with totals, at the model's native resolution by "
+          "default. Runs nothing.")
+      .def("num_features", &Model::num_features, "Channels of the features that feed the classifier.")
+      .def_property_readonly("name", &Model::name, "Registry name, e.g. 'resnet50'.")
+      .def("_set_name", &Model::set_name, py::arg("name"))
+      .def_property_readonly("default_input_shape",
+                             [](const Model& self) { return shape_to_python(self.default_input_shape()); });
+
+  py::enum_<ResNetBlockType>(m, "ResNetBlockType", "Residual block type of a ResNet.")
+      .value("BASIC", ResNetBlockType::BASIC, "2 conv layers (ResNet-18/34)")
+      .value("BOTTLENECK", ResNetBlockType::BOTTLENECK, "3 conv layers (ResNet-50/101/152)");
+
+  py::class_<ResNet, Model, std::shared_ptr<ResNet>>(m, "ResNet", "torchvision-compatible ResNet / ResNeXt / Wide ResNet.")
+      .def(py::init([](ResNetBlockType block_type, py::handle layers, int64_t num_classes, bool zero_init_residual,
+                       int64_t groups, int64_t width_per_group, py::handle replace_stride_with_dilation) {
+             return std::make_shared<ResNet>(block_type, ints_from_python(layers, "layers"), num_classes,
+                                             zero_init_residual, groups, width_per_group,
+                                             dilation_from_python(replace_stride_with_dilation));
+           }),
+           py::arg("block_type"), py::arg("layers"), py::arg("num_classes") = 1000,
+           py::arg("zero_init_residual") = false, py::arg("groups") = 1, py::arg("width_per_group") = 64,
+           py::arg("replace_stride_with_dilation") = py::none())
+      .def_property_readonly("block_type", &ResNet::block_type)
+      .def_property_readonly("layer_config", [](const ResNet& r) { return shape_to_python(r.layer_config()); })
+      .def_property_readonly("groups", &ResNet::groups)
+      .def_property_readonly("width_per_group", &ResNet::width_per_group)
+      .def_property_readonly("zero_init_residual", &ResNet::zero_init_residual)
+      .def_property_readonly("replace_stride_with_dilation",
+                             [](const ResNet& r) {
+                               py::list l;
+                               for (bool b : r.replace_stride_with_dilation()) l.append(b);
+                               return l;
+                             })
+      .def_property_readonly("num_classes", &ResNet::num_classes)
+      .def("remove_fc", &ResNet::remove_fc,
+           "Remove avgpool and fc; the model then returns layer4's [N, C, H, W] features.")
+      .def("has_fc", &ResNet::has_fc);
+
+  py::class_<EfficientNet, Model, std::shared_ptr<EfficientNet>>(m, "EfficientNet",
+                                                                 "torchvision-compatible EfficientNet (B0-B4 and custom scalings).")
+      .def(py::init<double, double, double, int64_t, double, int64_t>(), py::arg("width_mult") = 1.0,
+           py::arg("depth_mult") = 1.0, py::arg("dropout") = 0.2, py::arg("num_classes") = 1000,
+           py::arg("stochastic_depth_prob") = 0.2, py::arg("resolution") = 224)
+      .def_property_readonly("width_mult", &EfficientNet::width_mult)
+      .def_property_readonly("depth_mult", &EfficientNet::depth_mult)
+      .def_property_readonly("dropout", &EfficientNet::dropout)
+      .def_property_readonly("stochastic_depth_prob", &EfficientNet::stochastic_depth_prob)
+      .def_property_readonly("resolution", &EfficientNet::resolution)
+      .def_property_readonly("num_classes", &EfficientNet::num_classes)
+      .def("remove_classifier", &EfficientNet::remove_classifier,
+           "Remove avgpool and classifier; the model then returns the [N, C, H, W] features.")
+      .def("has_classifier", &EfficientNet::has_classifier);
+
+  py::module_ f = m.def_submodule("factories", "C++ model factories (wrapped by pyflame_vision.models).");
+#define PFV_FACTORY(name) f.def(#name, &models::name, py::arg("num_classes") = 1000);
+  PFV_FACTORY(resnet18)
+  PFV_FACTORY(resnet34)
+  PFV_FACTORY(resnet50)
+  PFV_FACTORY(resnet101)
+  PFV_FACTORY(resnet152)
+  PFV_FACTORY(resnext50_32x4d)
+  PFV_FACTORY(resnext101_32x8d)
+  PFV_FACTORY(wide_resnet50_2)
+  PFV_FACTORY(wide_resnet101_2)
+  PFV_FACTORY(efficientnet_b0)
+  PFV_FACTORY(efficientnet_b1)
+  PFV_FACTORY(efficientnet_b2)
+  PFV_FACTORY(efficientnet_b3)
+  PFV_FACTORY(efficientnet_b4)
+#undef PFV_FACTORY
+  f.def("list_models", &models::list_models);
+  f.def("create_model", &models::create_model, py::arg("name"), py::arg("num_classes") = 1000);
+}
+
+}  // namespace bindings
+}  // namespace pyflame_vision
