@@ -65,11 +65,12 @@ _EFFICIENTNET_KWARGS = {"dropout", "stochastic_depth_prob"}
 
 
 def _check_num_classes(num_classes: Any) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        try:
-            num_classes = operator.index(num_classes)
-        except TypeError:
-            raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__} {num_classes!r}") from None
+    try:
+        if isinstance(num_classes, bool):
+            raise TypeError
+        num_classes = operator.index(num_classes)
+    except TypeError:
+        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__} {num_classes!r}") from None
     if num_classes < 0:
         raise ValueError(f"num_classes must be >= 0 (0 builds the model without its classifier), got {num_classes}")
     return num_classes

@@ -1,0 +1,73 @@
+"""Shared test helpers.
+
+torch/torchvision are the correctness oracle. When they are missing the parity
+tests skip, unless PYFLAME_VISION_REQUIRE_TORCH=1 (set by CI), which turns a
+missing torch into a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MODEL_NAMES = [
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2",
+    "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
+]
+
+# torchvision's published figures (weights meta: num_params, _ops in GMACs at the
+# weights' crop size). Used when torchvision is absent; the parity tests also
+# read them from torchvision itself.
+PUBLISHED = {
+    "resnet18": (11689512, 1.814, 224),
+    "resnet34": (21797672, 3.664, 224),
+    "resnet50": (25557032, 4.089, 224),
+    "resnet101": (44549160, 7.801, 224),
+    "resnet152": (60192808, 11.514, 224),
+    "resnext50_32x4d": (25028904, 4.23, 224),
+    "resnext101_32x8d": (88791336, 16.414, 224),
+    "wide_resnet50_2": (68883240, 11.398, 224),
+    "wide_resnet101_2": (126886696, 22.753, 224),
+    "efficientnet_b0": (5288548, 0.386, 224),
+    "efficientnet_b1": (7794184, 0.687, 240),
+    "efficientnet_b2": (9109994, 1.088, 288),
+    "efficientnet_b3": (12233232, 1.827, 300),
+    "efficientnet_b4": (19341616, 4.394, 380),
+}
+
+
+def require_torchvision():
+    """Returns (torch, torchvision), or skips / fails as the environment asks."""
+    try:
+        import torch
+        import torchvision
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        if os.environ.get("PYFLAME_VISION_REQUIRE_TORCH") == "1":
+            pytest.fail(f"PYFLAME_VISION_REQUIRE_TORCH=1 but torch/torchvision cannot be imported: {exc}")
+        pytest.skip("torch/torchvision not installed (set PYFLAME_VISION_REQUIRE_TORCH=1 to require them)")
+    return torch, torchvision
+
+
+@functools.lru_cache(maxsize=None)
+def tv_meta_model(name: str, **kwargs):
+    """A torchvision model on the meta device (shapes only, no initialisation cost), in eval mode."""
+    torch, torchvision = require_torchvision()
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, **kwargs)
+    return model.eval()
+
+
+def tv_output_shape(model, shape):
+    """torchvision's output shape for `shape` on the meta device, or the exception type it raises."""
+    torch, _ = require_torchvision()
+    with torch.no_grad():
+        try:
+            return list(model(torch.empty(shape, device="meta")).shape)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            return exc
