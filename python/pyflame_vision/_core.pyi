@@ -1,0 +1,312 @@
+"""
+pyflame_vision C++ core: module tree, layer graph, shape inference
+"""
+from __future__ import annotations
+import types
+import typing
+
+__version__: str
+factories: types.ModuleType
+transforms: types.ModuleType
+
+class PyflameVisionError(Exception): ...
+class ShapeError(PyflameVisionError, ValueError): ...
+class ShapeOverflowError(ShapeError, OverflowError): ...
+class InvalidArgumentError(PyflameVisionError, ValueError): ...
+class DTypeError(PyflameVisionError, TypeError): ...
+class UnsupportedError(PyflameVisionError, NotImplementedError): ...
+
+__all__: list[str] = ['DTypeError', 'EfficientNet', 'InvalidArgumentError', 'Model', 'Module', 'Parameter', 'PyflameVisionError', 'ResNet', 'ResNetBlockType', 'ShapeError', 'ShapeOverflowError', 'Summary', 'SummaryRow', 'TensorSpec', 'UnsupportedError', 'factories', 'transforms']
+class TensorSpec:
+    """
+    Shape and dtype of a tensor (metadata only; never holds data).
+    
+    TensorSpec([1, 3, 224, 224]) or TensorSpec(shape, dtype='float32').
+    """
+    def __eq__(self, arg0: typing.Any) -> typing.Any:
+        ...
+    def __getstate__(self) -> tuple[list, str]:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __init__(self, shape: typing.Any, dtype: str = 'float32') -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, arg0: tuple) -> None:
+        ...
+    @property
+    def dtype(self) -> str:
+        """
+        The dtype name, e.g. 'float32'.
+        """
+    @property
+    def nbytes(self) -> int:
+        """
+        Size in bytes.
+        """
+    @property
+    def ndim(self) -> int:
+        ...
+    @property
+    def numel(self) -> int:
+        """
+        Number of elements.
+        """
+    @property
+    def shape(self) -> list:
+        """
+        The dimensions as a list of ints.
+        """
+class Parameter:
+    """
+    A named parameter or buffer description (name and TensorSpec).
+    """
+    def __repr__(self) -> str:
+        ...
+    @property
+    def dtype(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        """
+        Full dotted name, e.g. 'layer1.0.conv1.weight'.
+        """
+    @property
+    def shape(self) -> list:
+        ...
+    @property
+    def spec(self) -> TensorSpec:
+        """
+        TensorSpec with shape and dtype.
+        """
+class Module:
+    """
+    A node of the torch-style module tree.
+    """
+    def __repr__(self) -> str:
+        ...
+    def named_buffers(self) -> dict:
+        """
+        Dict of dotted name -> Parameter for buffers (BatchNorm running statistics).
+        """
+    def named_children(self) -> list:
+        """
+        List of (name, Module) for the direct children.
+        """
+    def named_parameters(self) -> dict:
+        """
+        Dict of dotted name -> Parameter, in torch's order.
+        """
+    def num_parameters(self) -> int:
+        """
+        Total number of parameter elements.
+        """
+    def parameters(self) -> typing.Any:
+        """
+        List of Parameter (each with .name and .spec), in torch's order.
+        """
+    def state_dict_spec(self) -> dict:
+        """
+        Dict of state-dict key -> TensorSpec; keys, order, shapes and dtypes equal torchvision's state_dict().
+        """
+    @property
+    def type_name(self) -> str:
+        """
+        The torch class name, e.g. 'Conv2d'.
+        """
+class SummaryRow:
+    """
+    One graph node of a model summary.
+    """
+    def __repr__(self) -> str:
+        ...
+    @property
+    def macs(self) -> int:
+        ...
+    @property
+    def output_shape(self) -> list:
+        ...
+    @property
+    def params(self) -> int:
+        ...
+    @property
+    def path(self) -> str:
+        ...
+    @property
+    def type(self) -> str:
+        ...
+class Summary:
+    """
+    Per-layer output shapes, parameters and multiply-accumulates; print() shows a table.
+    """
+    def __repr__(self) -> str:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def activation_bytes(self) -> int:
+        ...
+    @property
+    def input(self) -> TensorSpec:
+        ...
+    @property
+    def model(self) -> str:
+        ...
+    @property
+    def output_shape(self) -> list:
+        ...
+    @property
+    def param_bytes(self) -> int:
+        ...
+    @property
+    def rows(self) -> list[SummaryRow]:
+        ...
+    @property
+    def total_macs(self) -> int:
+        ...
+    @property
+    def total_params(self) -> int:
+        ...
+class Model(Module):
+    """
+    Common base of every model.
+    """
+    def _set_name(self, name: str) -> None:
+        ...
+    def forward_features(self, input: typing.Any) -> typing.Any:
+        """
+        Intermediate feature specs: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);
+        EfficientNet -> the TensorSpec of the features before pooling.
+        """
+    def get_output_shape(self, input_shape: typing.Any) -> list:
+        """
+        Output shape for an [N, C, H, W] input shape (list of ints or TensorSpec). Runs no kernel.
+        """
+    def num_features(self) -> int:
+        """
+        Channels of the features that feed the classifier.
+        """
+    def summary(self, input_shape: typing.Any = None) -> Summary:
+        """
+        Per-layer table (output shape, parameters, MACs) with totals, at the model's native resolution by default. Runs nothing.
+        """
+    @property
+    def default_input_shape(self) -> list:
+        ...
+    @property
+    def name(self) -> str:
+        """
+        Registry name, e.g. 'resnet50'.
+        """
+class ResNetBlockType:
+    """
+    Residual block type of a ResNet.
+    
+    Members:
+    
+      BASIC : 2 conv layers (ResNet-18/34)
+    
+      BOTTLENECK : 3 conv layers (ResNet-50/101/152)
+    """
+    BASIC: typing.ClassVar[ResNetBlockType]
+    BOTTLENECK: typing.ClassVar[ResNetBlockType]
+    __members__: typing.ClassVar[dict[str, ResNetBlockType]]
+    @typing.overload
+    def __eq__(self, other: ResNetBlockType) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: ResNetBlockType) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class ResNet(Model):
+    """
+    torchvision-compatible ResNet / ResNeXt / Wide ResNet.
+    """
+    def __init__(self, block_type: ResNetBlockType, layers: typing.Any, num_classes: typing.SupportsInt | typing.SupportsIndex = 1000, zero_init_residual: bool = False, groups: typing.SupportsInt | typing.SupportsIndex = 1, width_per_group: typing.SupportsInt | typing.SupportsIndex = 64, replace_stride_with_dilation: typing.Any = None) -> None:
+        ...
+    def has_fc(self) -> bool:
+        ...
+    def remove_fc(self) -> None:
+        """
+        Remove avgpool and fc; the model then returns layer4's [N, C, H, W] features.
+        """
+    @property
+    def block_type(self) -> ResNetBlockType:
+        ...
+    @property
+    def groups(self) -> int:
+        ...
+    @property
+    def layer_config(self) -> list:
+        ...
+    @property
+    def num_classes(self) -> int:
+        ...
+    @property
+    def replace_stride_with_dilation(self) -> list:
+        ...
+    @property
+    def width_per_group(self) -> int:
+        ...
+    @property
+    def zero_init_residual(self) -> bool:
+        ...
+class EfficientNet(Model):
+    """
+    torchvision-compatible EfficientNet (B0-B4 and custom scalings).
+    """
+    def __init__(self, width_mult: typing.SupportsFloat | typing.SupportsIndex = 1.0, depth_mult: typing.SupportsFloat | typing.SupportsIndex = 1.0, dropout: typing.SupportsFloat | typing.SupportsIndex = 0.2, num_classes: typing.SupportsInt | typing.SupportsIndex = 1000, stochastic_depth_prob: typing.SupportsFloat | typing.SupportsIndex = 0.2, resolution: typing.SupportsInt | typing.SupportsIndex = 224) -> None:
+        ...
+    def has_classifier(self) -> bool:
+        ...
+    def remove_classifier(self) -> None:
+        """
+        Remove avgpool and classifier; the model then returns the [N, C, H, W] features.
+        """
+    @property
+    def depth_mult(self) -> float:
+        ...
+    @property
+    def dropout(self) -> float:
+        ...
+    @property
+    def num_classes(self) -> int:
+        ...
+    @property
+    def resolution(self) -> int:
+        ...
+    @property
+    def stochastic_depth_prob(self) -> float:
+        ...
+    @property
+    def width_mult(self) -> float:
+        ...
+__version__: str = '0.1.0'
