@@ -73,6 +73,21 @@ void init_models(py::module_& m) {
           py::arg("input_shape"),
           "Output shape for an [N, C, H, W] input shape (list of ints or TensorSpec). Runs no kernel.")
       .def(
+          "forward",
+          [](const Model& self, py::handle input) {
+            if (py::hasattr(input, "__array_interface__") || py::hasattr(input, "__array__"))
+              throw Unsupported(
+                  "running a model on data needs the CPU execution engine, which is not implemented yet; "
+                  "pass a shape or a TensorSpec to get the output TensorSpec");
+            const TensorSpec spec = spec_from_python(input, "input");
+            py::gil_scoped_release release;
+            return self.get_output_spec(spec);
+          },
+          py::arg("input"), "On a shape or TensorSpec: the output TensorSpec (shape inference only).")
+      .def(
+          "__call__", [](py::object self, py::handle input) { return self.attr("forward")(input); },
+          py::arg("input"))
+      .def(
           "forward_features",
           [](const Model& self, py::handle input) -> py::object {
             const TensorSpec spec = spec_from_python(input, "input");

@@ -5,6 +5,7 @@ torchvision-style factories (:mod:`pyflame_vision.models`), preprocessing
 transforms (:mod:`pyflame_vision.transforms`) and the ``pyflame-vision`` command.
 """
 
+from pyflame_vision import models, transforms
 from pyflame_vision._core import (
     DTypeError,
     InvalidArgumentError,
@@ -17,7 +18,6 @@ from pyflame_vision._core import (
     UnsupportedError,
     __version__,
 )
-from pyflame_vision import models, transforms
 
 __all__ = [
     "DTypeError",

@@ -2,6 +2,7 @@
 pyflame_vision C++ core: module tree, layer graph, shape inference
 """
 from __future__ import annotations
+
 import types
 import typing
 

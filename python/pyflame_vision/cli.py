@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
 
 from pyflame_vision import PyflameVisionError, __version__, models
 
 
-def _parse_shape(text: str) -> List[int]:
+def _parse_shape(text: str) -> list[int]:
     try:
         shape = [int(part) for part in text.replace("x", ",").split(",") if part.strip()]
     except ValueError:
@@ -23,7 +22,7 @@ def _build(name: str, num_classes: int) -> models.Model:
     return models.get_model(name, num_classes=num_classes)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pyflame-vision",
         description="torchvision-compatible vision models for the CPU, without PyTorch.",

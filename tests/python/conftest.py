@@ -54,7 +54,7 @@ def require_torchvision():
     return torch, torchvision
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tv_meta_model(name: str, **kwargs):
     """A torchvision model on the meta device (shapes only, no initialisation cost), in eval mode."""
     torch, torchvision = require_torchvision()

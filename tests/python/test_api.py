@@ -9,10 +9,9 @@ import pytest
 
 import pyflame_vision
 import pyflame_vision.models as models
+from conftest import MODEL_NAMES, PUBLISHED
 from pyflame_vision import TensorSpec
 from pyflame_vision.models import EfficientNet, ResNet, ResNetBlockType
-
-from conftest import MODEL_NAMES, PUBLISHED
 
 
 def test_list_models_and_get_model():
@@ -225,3 +224,13 @@ def test_exception_hierarchy():
     assert issubclass(pyflame_vision.InvalidArgumentError, ValueError)
     assert issubclass(pyflame_vision.DTypeError, TypeError)
     assert issubclass(pyflame_vision.UnsupportedError, NotImplementedError)
+
+
+def test_forward_on_specs_returns_specs():
+    import numpy as np
+
+    m = models.resnet18()
+    assert m.forward([2, 3, 64, 64]) == TensorSpec([2, 1000])
+    assert m(TensorSpec([1, 3, 224, 224])) == TensorSpec([1, 1000])
+    with pytest.raises(NotImplementedError, match="CPU execution engine"):
+        m(np.zeros((1, 3, 224, 224), np.float32))

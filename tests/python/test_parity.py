@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyflame_vision.models as models
-
 from conftest import MODEL_NAMES, PUBLISHED, require_torchvision, tv_meta_model, tv_output_shape
 
 pytestmark = pytest.mark.parity

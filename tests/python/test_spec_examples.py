@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 import pyflame_vision.models as models
-from pyflame_vision import TensorSpec
-
 from conftest import ROOT
+from pyflame_vision import TensorSpec
 
 SPEC = Path(os.environ.get("PYFLAME_VISION_SPEC", ROOT.parent / "shared" / "spec" / "MODELS.md"))
 
@@ -69,7 +68,9 @@ def run_block(source: str, namespace: dict) -> tuple[str, int]:
         wanted = expected_values(comment)
         if not wanted:
             continue
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and getattr(stmt.value.func, "id", "") == "print":
+        is_print = isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and \
+            getattr(stmt.value.func, "id", "") == "print"
+        if is_print:
             printed = out.getvalue()[before:].strip()
             assert any(printed.endswith(str(w)) for w in wanted), (line, printed)
         elif isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):

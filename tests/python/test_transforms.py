@@ -52,7 +52,8 @@ def test_compose():
     pipeline = Compose([Resize(256), CenterCrop(224), Normalize(mean=[0.485, 0.456, 0.406],
                                                                 std=[0.229, 0.224, 0.225])])
     assert pipeline.get_output_shape([1, 3, 480, 640]) == [1, 3, 224, 224]
-    assert repr(pipeline).splitlines()[1] == "    Resize(size=256, interpolation=bilinear, max_size=None, antialias=True)"
+    resize = "Resize(size=256, interpolation=bilinear, max_size=None, antialias=True)"
+    assert repr(pipeline).splitlines()[1] == "    " + resize
     with pytest.raises(TypeError):
         Compose([object()])
     with pytest.raises(NotImplementedError, match="pixel operations"):

@@ -12,9 +12,8 @@ one records shapes only, so even wide_resnet101_2 builds in milliseconds.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable
 
-from pyflame_vision import _core
 from pyflame_vision._core import EfficientNet, Model, ResNet, ResNetBlockType
 
 __all__ = [
@@ -41,7 +40,7 @@ __all__ = [
 ]
 
 # torchvision.models.resnet: (block, layers, groups, width_per_group)
-_RESNETS: Dict[str, tuple] = {
+_RESNETS: dict[str, tuple] = {
     "resnet18": (ResNetBlockType.BASIC, [2, 2, 2, 2], 1, 64),
     "resnet34": (ResNetBlockType.BASIC, [3, 4, 6, 3], 1, 64),
     "resnet50": (ResNetBlockType.BOTTLENECK, [3, 4, 6, 3], 1, 64),
@@ -53,7 +52,7 @@ _RESNETS: Dict[str, tuple] = {
     "wide_resnet101_2": (ResNetBlockType.BOTTLENECK, [3, 4, 23, 3], 1, 128),
 }
 # torchvision.models.efficientnet: (width_mult, depth_mult, dropout, native resolution)
-_EFFICIENTNETS: Dict[str, tuple] = {
+_EFFICIENTNETS: dict[str, tuple] = {
     "efficientnet_b0": (1.0, 1.0, 0.2, 224),
     "efficientnet_b1": (1.0, 1.1, 0.2, 240),
     "efficientnet_b2": (1.1, 1.2, 0.3, 260),
@@ -84,7 +83,7 @@ def _check_weights(name: str, pretrained: Any, weights: Any) -> None:
         )
 
 
-def _check_kwargs(name: str, kwargs: Dict[str, Any], allowed: set) -> None:
+def _check_kwargs(name: str, kwargs: dict[str, Any], allowed: set) -> None:
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise TypeError(f"{name}() got unexpected keyword argument(s) {unknown}; accepted: {sorted(allowed)}")
@@ -153,12 +152,12 @@ efficientnet_b2 = _make_efficientnet_factory("efficientnet_b2")
 efficientnet_b3 = _make_efficientnet_factory("efficientnet_b3")
 efficientnet_b4 = _make_efficientnet_factory("efficientnet_b4")
 
-_FACTORIES: Dict[str, Callable[..., Model]] = {
+_FACTORIES: dict[str, Callable[..., Model]] = {
     name: globals()[name] for name in sorted(list(_RESNETS) + list(_EFFICIENTNETS))
 }
 
 
-def list_models() -> List[str]:
+def list_models() -> list[str]:
     """The names of all available models, sorted (as torchvision.models.list_models)."""
     return list(_FACTORIES)
 

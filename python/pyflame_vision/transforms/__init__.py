@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numbers
 import operator
-from typing import Any, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyflame_vision import _core
 
@@ -29,7 +30,7 @@ def _as_int(value: Any, what: str) -> int:
         raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}") from None
 
 
-def _size_list(size: Any, cls: str) -> List[int]:
+def _size_list(size: Any, cls: str) -> list[int]:
     if isinstance(size, (str, bytes)) or not isinstance(size, (numbers.Integral, Sequence)):
         raise TypeError(f"{cls}: size should be int or sequence. Got {type(size)}")
     if isinstance(size, numbers.Integral):
@@ -42,7 +43,7 @@ def _size_list(size: Any, cls: str) -> List[int]:
 class Transform:
     """Base class: subclasses provide ``get_output_shape``."""
 
-    def get_output_shape(self, input_shape: Sequence[int]) -> List[int]:
+    def get_output_shape(self, input_shape: Sequence[int]) -> list[int]:
         raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -54,7 +55,7 @@ class Transform:
 class _CoreTransform(Transform):
     _impl: Any
 
-    def get_output_shape(self, input_shape: Sequence[int]) -> List[int]:
+    def get_output_shape(self, input_shape: Sequence[int]) -> list[int]:
         """Output shape for an input of shape [..., C, H, W] (list of ints)."""
         return self._impl.get_output_shape(input_shape)
 
@@ -63,8 +64,8 @@ class Resize(_CoreTransform):
     """torchvision.transforms.Resize: an int resizes the smaller edge keeping the
     aspect ratio (480x640 -> 256x341 for 256); an (h, w) pair resizes exactly."""
 
-    def __init__(self, size: Any, interpolation: str = "bilinear", max_size: Optional[int] = None,
-                 antialias: Optional[bool] = True) -> None:
+    def __init__(self, size: Any, interpolation: str = "bilinear", max_size: int | None = None,
+                 antialias: bool | None = True) -> None:
         sizes = _size_list(size, "Resize")
         self.size = size
         self.max_size = max_size
@@ -117,7 +118,7 @@ class Compose(Transform):
             if not hasattr(t, "get_output_shape"):
                 raise TypeError(f"Compose: {type(t).__name__} has no get_output_shape()")
 
-    def get_output_shape(self, input_shape: Sequence[int]) -> List[int]:
+    def get_output_shape(self, input_shape: Sequence[int]) -> list[int]:
         shape = list(input_shape)
         for t in self.transforms:
             shape = t.get_output_shape(shape)
