@@ -64,6 +64,8 @@ int64_t shape_numel(const Shape& shape) {
       throw ShapeError("dimension " + std::to_string(i) + " is negative (" + std::to_string(shape[i]) +
                        ") in shape " + shape_to_string(shape) + "; dimensions must be >= 0");
   }
+  for (int64_t d : shape)
+    if (d == 0) return 0;  // an empty tensor, whatever the other dimensions
   for (int64_t d : shape) n = checked::mul(n, d, "the element count of shape " + shape_to_string(shape));
   return n;
 }

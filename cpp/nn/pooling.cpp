@@ -19,7 +19,10 @@ MaxPool2d::MaxPool2d(Size2 kernel_size, Size2 stride, Size2 padding, Size2 dilat
   detail::require_at_least("stride", std::min(stride_.h, stride_.w), 1, "MaxPool2d");
   detail::require_at_least("padding", std::min(padding_.h, padding_.w), 0, "MaxPool2d");
   detail::require_at_least("dilation", std::min(dilation_.h, dilation_.w), 1, "MaxPool2d");
-  // torch: "pad should be at most half of effective kernel size"
+  // torch checks both: pad <= kernel / 2, and pad <= half the effective (dilated) kernel.
+  if (padding_.h > kernel_.h / 2 || padding_.w > kernel_.w / 2)
+    throw InvalidArgument("MaxPool2d: pad should be smaller than or equal to half of kernel size, but got padding=" +
+                          padding_.str() + " and kernel_size=" + kernel_.str());
   const int64_t eh = (kernel_.h - 1) * dilation_.h + 1, ew = (kernel_.w - 1) * dilation_.w + 1;
   if (padding_.h > eh / 2 || padding_.w > ew / 2)
     throw InvalidArgument("MaxPool2d: pad should be at most half of effective kernel size, but got padding=" +

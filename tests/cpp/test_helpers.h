@@ -1,0 +1,58 @@
+// Shared helpers for the pyflame_vision C++ tests.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <typeinfo>
+#include <utility>
+
+namespace pfv_test {
+
+/// Runs `f`, expecting it to throw an exception of type E (or a subclass).
+/// Returns the message; records a failure (and returns "") if nothing or
+/// something of an unrelated type is thrown.
+template <typename E, typename F>
+std::string message_of(F&& f) {
+  try {
+    std::forward<F>(f)();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected " << typeid(E).name() << ", got " << typeid(e).name() << ": " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "expected " << typeid(E).name() << ", but nothing was thrown";
+  return {};
+}
+
+inline ::testing::AssertionResult Contains(const std::string& haystack, const std::string& needle) {
+  if (haystack.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << haystack << "\" does not contain \"" << needle << "\"";
+}
+
+inline ::testing::AssertionResult StartsWith(const std::string& s, const std::string& prefix) {
+  if (s.compare(0, prefix.size(), prefix) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << s << "\" does not start with \"" << prefix << "\"";
+}
+
+inline ::testing::AssertionResult EndsWith(const std::string& s, const std::string& suffix) {
+  if (s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << s << "\" does not end with \"" << suffix << "\"";
+}
+
+/// 64-bit FNV-1a of the bytes of `s` (the same function the expected values
+/// were computed with in Python from torchvision's repr()/state_dict()).
+inline uint64_t fnv1a64(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+}  // namespace pfv_test
