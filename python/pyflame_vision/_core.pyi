@@ -173,8 +173,14 @@ class Model(Module):
     """
     Common base of every model.
     """
+    def __call__(self, input: typing.Any) -> typing.Any:
+        ...
     def _set_name(self, name: str) -> None:
         ...
+    def forward(self, input: typing.Any) -> TensorSpec:
+        """
+        On a shape or TensorSpec: the output TensorSpec (shape inference only).
+        """
     def forward_features(self, input: typing.Any) -> typing.Any:
         """
         Intermediate feature specs: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);

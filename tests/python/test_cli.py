@@ -53,3 +53,22 @@ def test_console_script_and_module_entry_points():
     out = subprocess.run([sys.executable, "-m", "pyflame_vision", "summary", "efficientnet_b0"],
                          capture_output=True, text=True, check=True).stdout
     assert "Total params: 5,288,548" in out
+
+
+def test_python_example_runs():
+    from conftest import ROOT
+
+    script = ROOT / "examples" / "python" / "inspect_model.py"
+    out = subprocess.run([sys.executable, str(script), "efficientnet_b0", "300", "400"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "image [1, 3, 300, 400] -> preprocessed [1, 3, 224, 224] -> logits [1, 1000]" in out
+    assert "feature 0: [1, 1280, 7, 7]" in out
+    assert "a 4-channel input is rejected: [conv2d] features.0.0: expected 3 input channels, got 4" in out
+
+
+def test_versions_agree():
+    from importlib.metadata import version
+
+    import pyflame_vision
+
+    assert pyflame_vision.__version__ == version("pyflame-vision")
