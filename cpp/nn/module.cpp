@@ -143,7 +143,7 @@ std::string python_float_repr(double v) {
   }
   const char* e = std::strchr(buf, 'e');
   const int exp10 = std::atoi(e + 1);
-  if (exp10 >= -5 + 1 && exp10 < 16) {  // Python uses fixed notation for -4 <= exp < 16
+  if (exp10 >= -4 && exp10 < 16) {  // Python uses fixed notation for -4 <= exp < 16
     const int decimals = prec - 1 - exp10 > 0 ? prec - 1 - exp10 : 0;
     std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
     std::string s(buf);
