@@ -1,0 +1,98 @@
+// Internal: the ISA-specific microkernels and the per-ISA table that the
+// drivers (cpp/kernels/*.cpp, compiled for the baseline) choose from.
+//
+// Microkernels live in cpp/kernels/{scalar,avx2,avx512}/, each directory
+// compiled with its own flags. They are plain functions: no templates or
+// inline code shared through headers, no static initialisers, no exceptions,
+// no STL. This header declares them with plain types only.
+//
+// igemm (indirect GEMM), tile MR x NR:
+//   c[i][j] = act(bias[j] + sum_{t < ks} sum_{k < kc} a[t*MR + i][k] * w[t][k][j] + res[i][j])
+//   for i < mr <= MR, j < nc <= NR.
+//   a:   ks*MR row pointers, each to kc contiguous floats; rows i >= mr must
+//        still be valid pointers (the driver repeats row 0); they are read
+//        but their results are discarded.
+//   w:   packed panel of one NR-column block: [bias NR][ks][kc][NR], zero
+//        padded beyond nc.
+//   c:   row i at c + i*ldc; only mr x nc elements are written.
+//   res: null or like c with stride ldr; read before c is written, so it
+//        may alias c.
+//   relu != 0: max(0, x) with NaN kept.
+//
+// dwconv (depthwise, CB channels per vector):
+//   for p < npix, c < channels:
+//   out[p*out_stride + c] = act(bias[c] + sum_{t < ks} in[p*ks + t][c] * w[t][c] + res[p*out_stride + c])
+//   w: [ceil(channels/CB)][bias CB][ks][CB], zero padded. Input pointers point
+//   at channel 0 of a pixel (or at a zero buffer of >= channels floats).
+//
+// vector activations (in place, n floats): silu(x) = x * sigmoid(x),
+// sigmoid(x) = 1 / (1 + exp(-x)); NaN -> NaN.
+#pragma once
+
+#include <cstddef>
+
+namespace pyflame_vision {
+
+// Declared opaquely so that ISA files include nothing with inline code.
+enum class Isa : int;
+
+namespace kernels {
+
+typedef void (*igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
+                                 const float* w, float* c, size_t ldc, const float* res, size_t ldr,
+                                 int relu);
+typedef void (*dwconv_ukernel_fn)(size_t channels, size_t npix, size_t ks, const float* const* in,
+                                  const float* w, float* out, size_t out_stride, const float* res,
+                                  int relu);
+typedef void (*vact_ukernel_fn)(size_t n, float* x);
+
+// scalar
+void igemm_f32_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
+                           float* c, size_t ldc, const float* res, size_t ldr, int relu);
+void dwconv_f32_up4__scalar(size_t channels, size_t npix, size_t ks, const float* const* in, const float* w,
+                            float* out, size_t out_stride, const float* res, int relu);
+void vsilu_f32__scalar(size_t n, float* x);
+void vsigmoid_f32__scalar(size_t n, float* x);
+
+// avx2 + fma
+void igemm_f32_6x16__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
+                          float* c, size_t ldc, const float* res, size_t ldr, int relu);
+void dwconv_f32_up8__avx2(size_t channels, size_t npix, size_t ks, const float* const* in, const float* w,
+                          float* out, size_t out_stride, const float* res, int relu);
+void vsilu_f32__avx2(size_t n, float* x);
+void vsigmoid_f32__avx2(size_t n, float* x);
+
+// avx512 f/bw/dq/vl
+void igemm_f32_12x32__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
+                             float* c, size_t ldc, const float* res, size_t ldr, int relu);
+void dwconv_f32_up16__avx512(size_t channels, size_t npix, size_t ks, const float* const* in, const float* w,
+                             float* out, size_t out_stride, const float* res, int relu);
+void vsilu_f32__avx512(size_t n, float* x);
+void vsigmoid_f32__avx512(size_t n, float* x);
+
+struct IgemmUkernel {
+  const char* name;
+  size_t mr, nr;
+  igemm_ukernel_fn fn;
+};
+
+struct DwconvUkernel {
+  const char* name;
+  size_t cb;  // channels per block
+  dwconv_ukernel_fn fn;
+};
+
+/// Every microkernel of one instruction-set tier.
+struct UkernelSet {
+  Isa isa;
+  IgemmUkernel igemm;
+  DwconvUkernel dwconv;
+  vact_ukernel_fn silu;
+  vact_ukernel_fn sigmoid;
+};
+
+/// The table for `isa` (a constant; no initialisation at run time).
+const UkernelSet& ukernels_for(Isa isa);
+
+}  // namespace kernels
+}  // namespace pyflame_vision
