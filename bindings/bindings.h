@@ -1,8 +1,11 @@
 // Shared declarations of the pybind11 bindings (one init_* per area).
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "pyflame_vision/models/model.h"
+#include "pyflame_vision/tensor.h"
 #include "pyflame_vision/tensor_spec.h"
 
 namespace pyflame_vision {
@@ -15,6 +18,22 @@ void init_tensor(py::module_& m);
 void init_nn(py::module_& m);
 void init_models(py::module_& m);
 void init_transforms(py::module_& m);
+void init_engine(py::module_& m);
+
+/// True if `obj` is data to run on (a NumPy array or anything with
+/// __array__/__array_interface__), false if it is a shape or TensorSpec. A 1-D
+/// integer NumPy array counts as a shape.
+bool is_array_input(py::handle obj);
+/// A float32 [N, C, H, W] input array (any strides, read-only allowed) as a
+/// view; `keep` receives the array that must stay alive while the view is
+/// used. Raises DTypeError (TypeError) with a conversion hint for other dtypes;
+/// never casts.
+models::InputView input_view(py::handle obj, py::object& keep);
+/// A NumPy array sharing the tensor's storage (no copy).
+py::array to_numpy(const Tensor& t);
+/// A tensor copied from a numeric array-like (for load_state_dict); `what`
+/// names it in errors.
+Tensor tensor_from_python(py::handle obj, const std::string& what);
 
 /// Converts a Python shape (list/tuple of ints, numpy integer array, or a
 /// TensorSpec) to a Shape. Raises TypeError for non-integers (bool and float

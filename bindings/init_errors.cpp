@@ -13,6 +13,7 @@ PyObject* g_overflow = nullptr;
 PyObject* g_invalid = nullptr;
 PyObject* g_type = nullptr;
 PyObject* g_unsupported = nullptr;
+PyObject* g_weights = nullptr;
 
 PyObject* make(py::module_& m, const char* name, py::tuple bases, const char* doc) {
   const std::string full = std::string("pyflame_vision.") + name;
@@ -37,6 +38,8 @@ void init_errors(py::module_& m) {
                 "A value has the wrong type or dtype.");
   g_unsupported = make(m, "UnsupportedError", py::make_tuple(h(g_error), h(PyExc_NotImplementedError)),
                        "A valid request that pyflame_vision does not support.");
+  g_weights = make(m, "WeightsError", py::make_tuple(h(g_error), h(PyExc_RuntimeError)),
+                   "Weights are missing, or a state dict does not fit the model.");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -51,6 +54,8 @@ void init_errors(py::module_& m) {
       PyErr_SetString(g_type, e.what());
     } catch (const Unsupported& e) {
       PyErr_SetString(g_unsupported, e.what());
+    } catch (const WeightsError& e) {
+      PyErr_SetString(g_weights, e.what());
     } catch (const Error& e) {
       PyErr_SetString(g_error, e.what());
     }

@@ -33,6 +33,9 @@ std::vector<int64_t> ints_from_python(py::handle obj, const char* what) {
 }  // namespace
 
 void init_models(py::module_& m) {
+  m.attr("IncompatibleKeys") = py::module_::import("collections")
+                                   .attr("namedtuple")("IncompatibleKeys", py::make_tuple("missing_keys", "unexpected_keys"));
+  m.attr("IncompatibleKeys").attr("__module__") = "pyflame_vision";
   py::class_<models::SummaryRow>(m, "SummaryRow", "One graph node of a model summary.")
       .def_readonly("path", &models::SummaryRow::path)
       .def_readonly("type", &models::SummaryRow::type)
@@ -74,34 +77,127 @@ void init_models(py::module_& m) {
           "Output shape for an [N, C, H, W] input shape (list of ints or TensorSpec). Runs no kernel.")
       .def(
           "forward",
-          [](const Model& self, py::handle input) {
-            if (py::hasattr(input, "__array_interface__") || py::hasattr(input, "__array__"))
-              throw Unsupported(
-                  "running a model on data needs the CPU execution engine, which is not implemented yet; "
-                  "pass a shape or a TensorSpec to get the output TensorSpec");
+          [](const Model& self, py::handle input) -> py::object {
+            if (is_array_input(input)) {
+              py::object keep;
+              const models::InputView view = input_view(input, keep);
+              Tensor out;
+              {
+                py::gil_scoped_release release;
+                out = self.forward(view);
+              }
+              return to_numpy(out);
+            }
             const TensorSpec spec = spec_from_python(input, "input");
-            py::gil_scoped_release release;
-            return self.get_output_spec(spec);
+            TensorSpec out;
+            {
+              py::gil_scoped_release release;
+              out = self.get_output_spec(spec);
+            }
+            return py::cast(out);
           },
-          py::arg("input"), "On a shape or TensorSpec: the output TensorSpec (shape inference only).")
+          py::arg("input"),
+          "On a float32 [N, C, H, W] NumPy array: runs the model and returns a float32 array.\n"
+          "On a shape or TensorSpec: the output TensorSpec (shape inference only).")
       .def(
           "__call__", [](py::object self, py::handle input) { return self.attr("forward")(input); },
           py::arg("input"))
       .def(
           "forward_features",
           [](const Model& self, py::handle input) -> py::object {
+            const bool single = dynamic_cast<const EfficientNet*>(&self) != nullptr;
+            if (is_array_input(input)) {
+              py::object keep;
+              const models::InputView view = input_view(input, keep);
+              std::vector<Tensor> feats;
+              {
+                py::gil_scoped_release release;
+                feats = self.forward_features(view);
+              }
+              if (single) return to_numpy(feats.at(0));
+              py::list l;
+              for (const auto& t : feats) l.append(to_numpy(t));
+              return std::move(l);
+            }
             const TensorSpec spec = spec_from_python(input, "input");
             std::vector<TensorSpec> feats;
             {
               py::gil_scoped_release release;
               feats = self.forward_features(spec);
             }
-            if (dynamic_cast<const EfficientNet*>(&self)) return py::cast(feats.at(0));
+            if (single) return py::cast(feats.at(0));
             return py::cast(feats);
           },
           py::arg("input"),
-          "Intermediate feature specs: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);\n"
-          "EfficientNet -> the TensorSpec of the features before pooling.")
+          "Intermediate features: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);\n"
+          "EfficientNet -> the features before pooling. Arrays in, arrays out; shapes or specs in, specs out.")
+      .def(
+          "init_weights",
+          [](Model& self, py::handle seed) {
+            if (PyBool_Check(seed.ptr()) || !PyIndex_Check(seed.ptr()))
+              throw TypeError("init_weights: seed must be an int, got " +
+                              std::string(py::str(py::type::handle_of(seed).attr("__name__"))));
+            const unsigned long long v = PyLong_AsUnsignedLongLong(seed.ptr());
+            if (PyErr_Occurred()) {
+              PyErr_Clear();
+              throw InvalidArgument("init_weights: seed must be in [0, 2**64), got " +
+                                    std::string(py::str(seed)));
+            }
+            py::gil_scoped_release release;
+            self.init_weights(static_cast<uint64_t>(v));
+          },
+          py::arg("seed") = 0,
+          "Fill every parameter and buffer with torchvision's initialisation scheme, reproducibly from `seed`.")
+      .def_property_readonly("has_weights", &Model::has_weights, "True once every parameter and buffer has a value.")
+      .def(
+          "state_dict",
+          [](const Model& self) {
+            std::vector<std::pair<std::string, Tensor>> sd;
+            {
+              py::gil_scoped_release release;
+              sd = self.state_dict();
+            }
+            py::object od = py::module_::import("collections").attr("OrderedDict")();
+            for (const auto& kv : sd) od[py::str(kv.first)] = to_numpy(kv.second);
+            return od;
+          },
+          "Parameters and buffers as NumPy arrays (copies) under torchvision's keys, in torch's order.")
+      .def(
+          "load_state_dict",
+          [](Model& self, py::handle state, bool strict) {
+            if (!py::hasattr(state, "items"))
+              throw TypeError("load_state_dict expects a mapping of names to arrays, got " +
+                              std::string(py::str(py::type::handle_of(state).attr("__name__"))));
+            std::vector<std::pair<std::string, Tensor>> sd;
+            for (py::handle item : state.attr("items")()) {
+              py::tuple kv = py::reinterpret_borrow<py::tuple>(item);
+              if (!py::isinstance<py::str>(kv[0]))
+                throw TypeError("load_state_dict: keys must be str, got " +
+                                std::string(py::str(py::type::handle_of(kv[0]).attr("__name__"))));
+              const std::string key = kv[0].cast<std::string>();
+              sd.emplace_back(key, tensor_from_python(kv[1], key));
+            }
+            models::LoadResult r;
+            {
+              py::gil_scoped_release release;
+              r = self.load_state_dict(sd, strict);
+            }
+            py::object nt = py::module_::import("pyflame_vision._core").attr("IncompatibleKeys");
+            return nt(py::cast(r.missing_keys), py::cast(r.unexpected_keys));
+          },
+          py::arg("state_dict"), py::arg("strict") = true,
+          "torch's load_state_dict: keys, shapes and order as torchvision's. Raises WeightsError (a RuntimeError)\n"
+          "listing every missing, unexpected and mis-shaped key; on error the previous weights stay. Returns\n"
+          "IncompatibleKeys(missing_keys, unexpected_keys).")
+      .def(
+          "execution_plan",
+          [](const Model& self, py::handle input_shape, bool features) {
+            const TensorSpec spec = spec_from_python(input_shape, "input_shape");
+            py::gil_scoped_release release;
+            return self.execution_plan(spec, features);
+          },
+          py::arg("input_shape"), py::arg("features") = false,
+          "How the model runs for this input shape: one line per fused step with its algorithm and microkernel.")
       .def(
           "summary",
           [](const Model& self, py::object input_shape) {

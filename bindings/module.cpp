@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   init_nn(m);
   init_models(m);
   init_transforms(m);
+  init_engine(m);
 }

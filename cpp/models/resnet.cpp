@@ -117,5 +117,17 @@ ValueId ResNet::lower_model(GraphBuilder& g, ValueId x) const {
   return x;
 }
 
+std::vector<std::string> ResNet::zero_init_names() const {
+  std::vector<std::string> out;
+  if (!zero_init_residual_) return out;
+  const std::string last = block_type_ == ResNetBlockType::BOTTLENECK ? "bn3" : "bn2";
+  for (const char* layer : {"layer1", "layer2", "layer3", "layer4"}) {
+    auto stage = child(layer);
+    if (!stage) continue;
+    for (const auto& block : stage->children()) out.push_back(std::string(layer) + "." + block.first + "." + last + ".weight");
+  }
+  return out;
+}
+
 }  // namespace models
 }  // namespace pyflame_vision

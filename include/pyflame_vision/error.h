@@ -62,4 +62,13 @@ class Unsupported : public Error {
   explicit Unsupported(const std::string& what) : Error(what) {}
 };
 
+/// Weights are missing or do not fit the model: running a model that has no
+/// weights, or a state dict with missing, unexpected or mis-shaped entries.
+/// (torch raises RuntimeError for these; Python maps this to
+/// pyflame_vision.WeightsError, a RuntimeError.)
+class WeightsError : public Error {
+ public:
+  explicit WeightsError(const std::string& what) : Error(what) {}
+};
+
 }  // namespace pyflame_vision

@@ -2,12 +2,15 @@
 
 Models are defined once in C++ (``pyflame_vision._core``); this package adds the
 torchvision-style factories (:mod:`pyflame_vision.models`), preprocessing
-transforms (:mod:`pyflame_vision.transforms`) and the ``pyflame-vision`` command.
+transforms (:mod:`pyflame_vision.transforms`), weight files (``save_weights`` /
+``load_weights``) and the ``pyflame-vision`` command. Models run on float32
+NumPy arrays with the library's own CPU kernels.
 """
 
 from pyflame_vision import models, transforms
 from pyflame_vision._core import (
     DTypeError,
+    IncompatibleKeys,
     InvalidArgumentError,
     Parameter,
     PyflameVisionError,
@@ -16,11 +19,19 @@ from pyflame_vision._core import (
     Summary,
     TensorSpec,
     UnsupportedError,
+    WeightsError,
     __version__,
+    active_isa,
+    detected_isa,
+    get_num_threads,
+    set_max_isa,
+    set_num_threads,
 )
+from pyflame_vision.io import load_weights, save_weights
 
 __all__ = [
     "DTypeError",
+    "IncompatibleKeys",
     "InvalidArgumentError",
     "Parameter",
     "PyflameVisionError",
@@ -29,7 +40,15 @@ __all__ = [
     "Summary",
     "TensorSpec",
     "UnsupportedError",
+    "WeightsError",
     "__version__",
+    "active_isa",
+    "detected_isa",
+    "get_num_threads",
+    "load_weights",
     "models",
+    "save_weights",
+    "set_max_isa",
+    "set_num_threads",
     "transforms",
 ]

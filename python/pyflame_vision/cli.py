@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 
+import numpy as np
+
+import pyflame_vision
 from pyflame_vision import PyflameVisionError, __version__, models
 
 
@@ -44,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     p_shape.add_argument("--input", type=_parse_shape, default=None, metavar="N,C,H,W")
     p_shape.add_argument("--num-classes", type=int, default=1000)
 
+    p_bench = sub.add_parser("bench", help="run a model (random weights) and print its latency and throughput")
+    p_bench.add_argument("model")
+    p_bench.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p_bench.add_argument("--size", type=int, default=None, help="input height and width (default: native)")
+    p_bench.add_argument("--threads", type=int, default=None, help="compute threads (default: all available)")
+    p_bench.add_argument("--runs", type=int, default=20, help="timed runs; the median is reported (default 20)")
+    p_bench.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p_bench.add_argument("--isa", choices=["scalar", "avx2", "avx512"], default=None,
+                         help="cap the instruction-set tier (default: the best this CPU has)")
+    p_bench.add_argument("--plan", action="store_true", help="print the execution plan (one line per step)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -54,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown model {args.model!r}; available: {', '.join(models.list_models())}")
         model = _build(args.model, args.num_classes)
         input_shape = args.input or model.default_input_shape
+        if args.command == "bench":
+            return _bench(model, args)
         if args.command == "summary":
             print(model.summary(input_shape))
         else:
@@ -66,6 +84,39 @@ def main(argv: list[str] | None = None) -> int:
     except (PyflameVisionError, ValueError, TypeError) as exc:
         print(f"pyflame-vision: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _bench(model: models.Model, args: argparse.Namespace) -> int:
+    if args.batch < 1 or args.runs < 1 or args.warmup < 0:
+        raise ValueError("--batch and --runs must be >= 1 and --warmup >= 0")
+    if args.threads is not None:
+        pyflame_vision.set_num_threads(args.threads)
+    if args.isa is not None:
+        pyflame_vision.set_max_isa(args.isa)
+    size = args.size or model.default_input_shape[2]
+    shape = [args.batch, 3, size, size]
+    model.init_weights(seed=0)
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    t0 = time.perf_counter()
+    model(x)  # compiles for this shape
+    compile_s = time.perf_counter() - t0
+    for _ in range(args.warmup):
+        model(x)
+    times = []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        model(x)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    macs = model.summary(shape).total_macs
+    if args.plan:
+        print(model.execution_plan(shape), end="")
+    print(f"model:      {model.name}  input {shape}  (random weights, init_weights(seed=0))")
+    print(f"setup:      isa {pyflame_vision.active_isa()}, {pyflame_vision.get_num_threads()} thread(s), "
+          f"first call (compile + run) {compile_s * 1e3:.1f} ms")
+    print(f"latency:    median {med * 1e3:.2f} ms, min {min(times) * 1e3:.2f} ms over {args.runs} runs")
+    print(f"throughput: {args.batch / med:.1f} images/s, {2 * macs / med / 1e9:.1f} GFLOP/s")
+    return 0
 
 
 if __name__ == "__main__":

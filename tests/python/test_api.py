@@ -224,6 +224,8 @@ def test_exception_hierarchy():
     assert issubclass(pyflame_vision.InvalidArgumentError, ValueError)
     assert issubclass(pyflame_vision.DTypeError, TypeError)
     assert issubclass(pyflame_vision.UnsupportedError, NotImplementedError)
+    assert issubclass(pyflame_vision.WeightsError, RuntimeError)
+    assert issubclass(pyflame_vision.WeightsError, pyflame_vision.PyflameVisionError)
 
 
 def test_forward_on_specs_returns_specs():
@@ -232,5 +234,6 @@ def test_forward_on_specs_returns_specs():
     m = models.resnet18()
     assert m.forward([2, 3, 64, 64]) == TensorSpec([2, 1000])
     assert m(TensorSpec([1, 3, 224, 224])) == TensorSpec([1, 1000])
-    with pytest.raises(NotImplementedError, match="CPU execution engine"):
+    # An array is data: without weights, running it says how to get them.
+    with pytest.raises(pyflame_vision.WeightsError, match="init_weights"):
         m(np.zeros((1, 3, 224, 224), np.float32))

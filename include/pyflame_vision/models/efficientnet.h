@@ -48,6 +48,7 @@ class EfficientNet : public Model {
 
  protected:
   ValueId lower_model(GraphBuilder& g, ValueId x) const override;
+  bool efficientnet_linear_init() const override { return true; }
 
  private:
   double width_mult_, depth_mult_, dropout_, sd_prob_;

@@ -5,17 +5,36 @@
 // inference: nothing is allocated or computed. They are const and safe to
 // call from many threads at once; mutating calls (remove_fc,
 // remove_classifier) must happen before multi-threaded use.
+//
+// Weights: a model starts without weights. init_weights(seed) fills them with
+// torchvision's initialisation schemes; load_state_dict() takes torchvision's
+// state-dict keys. Weights are an immutable snapshot swapped atomically, so a
+// forward that is running keeps the weights it started with, and a failed load
+// leaves the previous weights untouched.
+//
+// Running: forward() and forward_features() take a float32 [N, C, H, W] array
+// (any strides), compile the model for that input shape once (BatchNorm folded
+// into convolutions, activations and residual adds fused, weights packed for
+// the active instruction-set tier) and cache the result. They are const and
+// may be called from many threads at once; results are bit-identical whatever
+// the number of threads.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pyflame_vision/graph.h"
 #include "pyflame_vision/nn/module.h"
+#include "pyflame_vision/tensor.h"
 
 namespace pyflame_vision {
+class Executable;
 namespace models {
 
 /// One row of Model::summary: a graph node.
@@ -25,6 +44,22 @@ struct SummaryRow {
   Shape output_shape;  ///< [N, C, H, W] or [N, F]
   int64_t params = 0;  ///< parameter elements owned by this layer
   int64_t macs = 0;    ///< multiply-accumulates (convolution and linear layers)
+};
+
+/// A float32 array the caller owns: `data` points at element [0, 0, 0, 0];
+/// strides are in elements and may be negative or zero.
+struct InputView {
+  const float* data = nullptr;
+  Shape shape;
+  std::vector<int64_t> strides;
+  /// A dense row-major view of `t` (must be float32).
+  static InputView of(const Tensor& t);
+};
+
+/// What load_state_dict(strict=false) skipped (torch's _IncompatibleKeys).
+struct LoadResult {
+  std::vector<std::string> missing_keys;
+  std::vector<std::string> unexpected_keys;
 };
 
 struct Summary {
@@ -62,6 +97,37 @@ class Model : public nn::Module {
   /// Native input resolution ([1, 3, 224, 224] for ResNets, 380 for B4).
   virtual Shape default_input_shape() const { return {1, 3, 224, 224}; }
 
+  // ---------------------------------------------------------------- weights
+  /// True once every parameter and buffer has a value.
+  bool has_weights() const;
+  /// Fills every parameter and buffer with torchvision's initialisation
+  /// scheme for this model (kaiming-normal convolutions, unit BatchNorm, the
+  /// model's Linear init), drawn from a generator seeded with `seed`. The same
+  /// seed gives the same weights on every platform.
+  void init_weights(uint64_t seed = 0);
+  /// Parameters and buffers in torch's state_dict order, as copies. Throws
+  /// WeightsError if the model has no weights.
+  std::vector<std::pair<std::string, Tensor>> state_dict() const;
+  /// torch's load_state_dict: every key of the model must be present with the
+  /// same shape (strict) and no other key may appear. Values are converted to
+  /// the model's dtype (float32; int64 for num_batches_tracked) if they are a
+  /// float or integer dtype. Throws WeightsError listing every missing,
+  /// unexpected and mis-shaped key (size mismatches are errors even when not
+  /// strict); on error the previous weights stay. With strict = false, keys of
+  /// the model that are absent keep their previous values.
+  LoadResult load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state, bool strict = true);
+
+  // ---------------------------------------------------------------- running
+  /// Runs the model on a float32 [N, C, H, W] input; returns the output
+  /// ([N, num_classes], or [N, C, H, W] without a head). Throws ShapeError /
+  /// TypeError for a wrong input (before any compute), WeightsError without weights.
+  Tensor forward(const InputView& input) const;
+  /// The intermediate features (see forward_features(TensorSpec)) as [N, C, H, W] tensors.
+  std::vector<Tensor> forward_features(const InputView& input) const;
+  /// How the model runs for `input`: one line per step (fused layers,
+  /// algorithm, microkernel). Compiles (and caches) if needed.
+  std::string execution_plan(const TensorSpec& input, bool features = false) const;
+
   /// The lowered graph (immutable snapshot; rebuilt by mutating calls).
   std::shared_ptr<const Graph> graph() const;
   ValueId lower(GraphBuilder& g, ValueId x) const override;
@@ -72,10 +138,28 @@ class Model : public nn::Module {
   void rebuild_graph();
   /// Emits the model's forward() into `g`, tapping the features; returns the output.
   virtual ValueId lower_model(GraphBuilder& g, ValueId x) const = 0;
+  /// Whether a Linear layer uses EfficientNet's init (uniform +-1/sqrt(out),
+  /// zero bias) rather than torch's default (uniform +-1/sqrt(in)).
+  virtual bool efficientnet_linear_init() const { return false; }
+  /// Names of BatchNorm weights to set to zero by init_weights (zero_init_residual).
+  virtual std::vector<std::string> zero_init_names() const { return {}; }
 
  private:
+  using WeightMap = std::unordered_map<std::string, Tensor>;
+  std::shared_ptr<const WeightMap> weights() const;
+  void require_weights() const;
+  std::shared_ptr<const Executable> executable(const TensorSpec& input, bool features) const;
+
   std::shared_ptr<const Graph> graph_;
   std::string name_;
+  mutable std::mutex mu_;  // guards weights_ and cache_
+  std::shared_ptr<const WeightMap> weights_;
+  struct CacheEntry {
+    std::shared_ptr<const Executable> exe;
+    uint64_t last_used = 0;
+  };
+  mutable std::map<std::string, CacheEntry> cache_;
+  mutable uint64_t clock_ = 0;
 };
 
 }  // namespace models

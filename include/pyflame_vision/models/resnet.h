@@ -44,6 +44,8 @@ class ResNet : public Model {
 
  protected:
   ValueId lower_model(GraphBuilder& g, ValueId x) const override;
+  /// With zero_init_residual: each block's last BatchNorm weight (bn3 / bn2).
+  std::vector<std::string> zero_init_names() const override;
 
  private:
   ResNetBlockType block_type_;

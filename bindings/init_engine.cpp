@@ -1,0 +1,125 @@
+// NumPy <-> Tensor conversion, threads and instruction-set tiers.
+#include <cstring>
+
+#include "bindings.h"
+#include "pyflame_vision/cpu.h"
+#include "pyflame_vision/error.h"
+
+namespace pyflame_vision {
+namespace bindings {
+
+namespace {
+std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+}  // namespace
+
+bool is_array_input(py::handle obj) {
+  if (py::isinstance<TensorSpec>(obj) || py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj))
+    return false;
+  if (py::isinstance<py::array>(obj)) {
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    const char kind = a.dtype().kind();
+    return !(a.ndim() == 1 && (kind == 'i' || kind == 'u'));
+  }
+  return py::hasattr(obj, "__array__") || py::hasattr(obj, "__array_interface__");
+}
+
+models::InputView input_view(py::handle obj, py::object& keep) {
+  py::module_ np = py::module_::import("numpy");
+  py::array a = py::reinterpret_borrow<py::array>(np.attr("asarray")(obj));
+  const char kind = a.dtype().kind();
+  if (!a.dtype().is(py::dtype::of<float>())) {
+    std::string hint;
+    if (kind == 'f') {
+      hint = "convert it with x.astype(numpy.float32)";
+    } else if (kind == 'u' || kind == 'i' || kind == 'b') {
+      hint = "convert it with x.astype(numpy.float32) and normalise it the way the weights expect "
+             "(e.g. divide uint8 pixels by 255 and apply transforms.Normalize)";
+    } else {
+      hint = "pass a float32 NumPy array";
+    }
+    throw TypeError("expected a float32 [N, C, H, W] array, got dtype " + dtype_str(a) + "; " + hint +
+                    " (pyflame_vision never casts silently)");
+  }
+  if (a.ndim() != 4) {
+    Shape s(a.shape(), a.shape() + a.ndim());
+    throw ShapeError("[input] expected a 4-D input [N, C, H, W], got a " + std::to_string(a.ndim()) +
+                     "-D array of shape " + shape_to_string(s));
+  }
+  for (py::ssize_t i = 0; i < 4; ++i) {
+    if (a.strides(i) % static_cast<py::ssize_t>(sizeof(float)) != 0) {
+      a = py::reinterpret_borrow<py::array>(np.attr("ascontiguousarray")(a));  // unaligned strides: copy
+      break;
+    }
+  }
+  models::InputView v;
+  v.data = static_cast<const float*>(a.data());
+  for (py::ssize_t i = 0; i < 4; ++i) {
+    v.shape.push_back(static_cast<int64_t>(a.shape(i)));
+    v.strides.push_back(static_cast<int64_t>(a.strides(i) / static_cast<py::ssize_t>(sizeof(float))));
+  }
+  keep = a;
+  return v;
+}
+
+py::array to_numpy(const Tensor& t) {
+  auto* owner = new std::shared_ptr<void>(t.storage());
+  py::capsule cap(owner, [](void* p) { delete static_cast<std::shared_ptr<void>*>(p); });
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+  py::dtype dt = t.dtype() == DType::int64 ? py::dtype::of<int64_t>() : py::dtype::of<float>();
+  return py::array(dt, shape, {}, t.raw_data(), cap);
+}
+
+Tensor tensor_from_python(py::handle obj, const std::string& what) {
+  py::module_ np = py::module_::import("numpy");
+  py::array a;
+  try {
+    a = py::reinterpret_borrow<py::array>(np.attr("asarray")(obj));
+  } catch (py::error_already_set& e) {
+    throw TypeError("value for '" + what + "' is not an array: " + std::string(e.what()));
+  }
+  const char kind = a.dtype().kind();
+  DType dt;
+  if (kind == 'f') {
+    if (!a.dtype().is(py::dtype::of<float>()) && !a.dtype().is(py::dtype::of<double>()))
+      a = py::reinterpret_borrow<py::array>(a.attr("astype")(np.attr("float32")));
+    dt = a.dtype().is(py::dtype::of<double>()) ? DType::float64 : DType::float32;
+  } else if (kind == 'i' || kind == 'u') {
+    a = py::reinterpret_borrow<py::array>(a.attr("astype")(np.attr("int64")));
+    dt = DType::int64;
+  } else {
+    throw TypeError("value for '" + what + "' must be a float or integer array, got dtype " + dtype_str(a));
+  }
+  // (np.ascontiguousarray would turn a 0-d num_batches_tracked into shape [1].)
+  if (!(a.flags() & py::array::c_style)) a = py::reinterpret_borrow<py::array>(a.attr("copy")("C"));
+  Shape shape(a.shape(), a.shape() + a.ndim());
+  return Tensor::from_data(TensorSpec(shape, dt), a.data());
+}
+
+void init_engine(py::module_& m) {
+  m.def("get_num_threads", &get_num_threads, "Threads pyflame_vision uses for compute.");
+  m.def(
+      "set_num_threads",
+      [](py::handle n) {
+        if (PyBool_Check(n.ptr()) || !PyIndex_Check(n.ptr()))
+          throw TypeError("set_num_threads expects an int, got " +
+                          std::string(py::str(py::type::handle_of(n).attr("__name__"))));
+        const long long v = PyLong_AsLongLong(n.ptr());
+        if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+        if (v < 1 || v > 4096)
+          throw InvalidArgument("set_num_threads expects 1 <= n <= 4096, got " + std::to_string(v));
+        py::gil_scoped_release release;
+        set_num_threads(static_cast<int>(v));
+      },
+      py::arg("n"),
+      "Sets the number of compute threads (default: PYFLAME_VISION_NUM_THREADS, else the CPUs available).");
+  m.def("detected_isa", []() { return std::string(isa_name(detected_isa())); },
+        "The best instruction-set tier this CPU supports: 'scalar', 'avx2' or 'avx512'.");
+  m.def("active_isa", []() { return std::string(isa_name(active_isa())); },
+        "The tier kernels compile for now (capped by PYFLAME_VISION_MAX_ISA and set_max_isa).");
+  m.def(
+      "set_max_isa", [](const std::string& name) { set_max_isa(parse_isa(name)); }, py::arg("isa"),
+      "Caps the instruction-set tier ('scalar', 'avx2', 'avx512'); never raises it above detected_isa().");
+}
+
+}  // namespace bindings
+}  // namespace pyflame_vision

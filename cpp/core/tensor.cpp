@@ -1,0 +1,47 @@
+#include "pyflame_vision/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "pyflame_vision/error.h"
+
+namespace pyflame_vision {
+
+namespace {
+std::shared_ptr<void> allocate(int64_t nbytes) {
+  // Round up to the alignment (aligned_alloc requires a multiple); at least one
+  // block so empty tensors still have distinct, valid storage.
+  const size_t n = (static_cast<size_t>(nbytes) + 63) / 64 * 64 + 64;
+  void* p = std::aligned_alloc(64, n);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, n);
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+}  // namespace
+
+Tensor::Tensor(TensorSpec spec) : spec_(std::move(spec)), buf_(allocate(spec_.nbytes())) {}
+
+Tensor Tensor::from_data(TensorSpec spec, const void* data) {
+  Tensor t(std::move(spec));
+  if (t.nbytes() > 0) std::memcpy(t.raw_data(), data, static_cast<size_t>(t.nbytes()));
+  return t;
+}
+
+float* Tensor::data_f32() {
+  if (dtype() != DType::float32) throw TypeError(std::string("expected a float32 tensor, got ") + dtype_name(dtype()));
+  return static_cast<float*>(buf_.get());
+}
+const float* Tensor::data_f32() const { return const_cast<Tensor*>(this)->data_f32(); }
+int64_t* Tensor::data_i64() {
+  if (dtype() != DType::int64) throw TypeError(std::string("expected an int64 tensor, got ") + dtype_name(dtype()));
+  return static_cast<int64_t*>(buf_.get());
+}
+const int64_t* Tensor::data_i64() const { return const_cast<Tensor*>(this)->data_i64(); }
+
+Tensor Tensor::clone() const {
+  if (!defined()) return {};
+  return from_data(spec_, raw_data());
+}
+
+}  // namespace pyflame_vision

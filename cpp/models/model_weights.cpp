@@ -1,0 +1,352 @@
+// Model weights (init, state dict) and running (compile cache, forward).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include "graph/executable.h"
+#include "pyflame_vision/cpu.h"
+#include "pyflame_vision/error.h"
+#include "pyflame_vision/models/model.h"
+#include "pyflame_vision/nn/layers.h"
+
+namespace pyflame_vision {
+namespace models {
+
+InputView InputView::of(const Tensor& t) {
+  InputView v;
+  v.data = t.data_f32();
+  v.shape = t.shape();
+  v.strides.assign(v.shape.size(), 1);
+  for (size_t i = v.shape.size(); i-- > 1;) v.strides[i - 1] = v.strides[i] * v.shape[i];
+  return v;
+}
+
+namespace {
+
+// xoshiro256** seeded through splitmix64: the same stream on every platform
+// (std::normal_distribution is implementation-defined, so it is not used).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) {
+    for (auto& s : s_) {
+      seed += 0x9e3779b97f4a7c15ULL;
+      uint64_t z = seed;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      s = z ^ (z >> 31);
+    }
+  }
+  uint64_t next() {
+    const uint64_t r = rotl(s_[1] * 5, 7) * 9, t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return r;
+  }
+  /// Uniform in [0, 1).
+  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+  /// Standard normal (Box-Muller; both values of each pair are used).
+  double normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    const double r = std::sqrt(-2.0 * std::log(u1)), t = 6.283185307179586 * u2;
+    spare_ = r * std::sin(t);
+    has_spare_ = true;
+    return r * std::cos(t);
+  }
+
+ private:
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];
+  double spare_ = 0.0;
+  bool has_spare_ = false;
+};
+
+template <typename F>
+void walk(const nn::Module& m, const std::string& prefix, F&& f) {
+  f(m, prefix);
+  for (const auto& c : m.children()) walk(*c.second, prefix + c.first + ".", f);
+}
+
+Tensor filled(const Shape& shape, float v) {
+  Tensor t{TensorSpec(shape, DType::float32)};
+  std::fill(t.data_f32(), t.data_f32() + t.numel(), v);
+  return t;
+}
+
+std::string join_quoted(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
+  return s;
+}
+
+// Converts `src` to `dtype` (float32 or int64) from any float or integer dtype.
+bool convert(const Tensor& src, DType dtype, Tensor& out) {
+  const int64_t n = src.numel();
+  Tensor t{TensorSpec(src.shape(), dtype)};
+  auto fill = [&](auto get) {
+    if (dtype == DType::float32) {
+      float* d = t.data_f32();
+      for (int64_t i = 0; i < n; ++i) d[i] = static_cast<float>(get(i));
+    } else {
+      int64_t* d = t.data_i64();
+      for (int64_t i = 0; i < n; ++i) d[i] = static_cast<int64_t>(get(i));
+    }
+  };
+  const void* p = src.raw_data();
+  switch (src.dtype()) {
+    case DType::float32: fill([&](int64_t i) { return static_cast<const float*>(p)[i]; }); break;
+    case DType::float64: fill([&](int64_t i) { return static_cast<const double*>(p)[i]; }); break;
+    case DType::int64: fill([&](int64_t i) { return static_cast<const int64_t*>(p)[i]; }); break;
+    case DType::int32: fill([&](int64_t i) { return static_cast<const int32_t*>(p)[i]; }); break;
+    case DType::uint8: fill([&](int64_t i) { return static_cast<const uint8_t*>(p)[i]; }); break;
+    default: return false;
+  }
+  out = std::move(t);
+  return true;
+}
+
+std::string no_weights_message(const std::string& model, const std::string& first_missing) {
+  return model + " has no weights (no value for '" + first_missing +
+         "'): call model.init_weights(seed=0) for torchvision's random initialisation, or load trained "
+         "weights with model.load_state_dict(state_dict) or pyflame_vision.load_weights(model, path) "
+         "(a torchvision state dict works as is: {k: v.numpy() for k, v in tv_model.state_dict().items()})";
+}
+
+}  // namespace
+
+std::shared_ptr<const Model::WeightMap> Model::weights() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return weights_;
+}
+
+void Model::require_weights() const {
+  auto w = weights();
+  for (const auto& p : state_dict_spec())
+    if (!w || !w->count(p.name)) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
+}
+
+bool Model::has_weights() const {
+  auto w = weights();
+  if (!w) return false;
+  for (const auto& p : state_dict_spec())
+    if (!w->count(p.name)) return false;
+  return true;
+}
+
+void Model::init_weights(uint64_t seed) {
+  Rng rng(seed);
+  auto map = std::make_shared<WeightMap>();
+  const bool eff_linear = efficientnet_linear_init();
+  walk(*this, "", [&](const nn::Module& m, const std::string& prefix) {
+    if (auto* conv = dynamic_cast<const nn::Conv2d*>(&m)) {
+      const auto& o = conv->options();
+      // kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / fan_out),
+      // fan_out = out_channels * kh * kw (torch's _calculate_fan_in_and_fan_out).
+      const double fan_out = static_cast<double>(o.out_channels_ * o.kernel_size_.h * o.kernel_size_.w);
+      const double std_dev = std::sqrt(2.0 / fan_out);
+      for (const auto& p : m.local_parameters()) {
+        Tensor t{p.spec};
+        if (p.name == "weight") {
+          float* d = t.data_f32();
+          for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<float>(rng.normal() * std_dev);
+        }  // bias: zeros (torchvision's EfficientNet init; ResNet convs have none)
+        (*map)[prefix + p.name] = std::move(t);
+      }
+    } else if (dynamic_cast<const nn::BatchNorm2d*>(&m)) {
+      for (const auto& p : m.local_parameters())
+        (*map)[prefix + p.name] = filled(p.spec.shape(), p.name == "weight" ? 1.0f : 0.0f);
+      for (const auto& b : m.local_buffers()) {
+        if (b.spec.dtype() == DType::int64) {
+          (*map)[prefix + b.name] = Tensor(b.spec);
+        } else {
+          (*map)[prefix + b.name] = filled(b.spec.shape(), b.name == "running_var" ? 1.0f : 0.0f);
+        }
+      }
+    } else if (auto* lin = dynamic_cast<const nn::Linear*>(&m)) {
+      // torch's default (kaiming_uniform_(a=sqrt(5))): U(+-1/sqrt(in)) for weight and bias;
+      // torchvision's EfficientNet: weight U(+-1/sqrt(out)), bias zeros.
+      const double bound = eff_linear ? 1.0 / std::sqrt(static_cast<double>(lin->out_features()))
+                                      : 1.0 / std::sqrt(static_cast<double>(lin->in_features()));
+      for (const auto& p : m.local_parameters()) {
+        Tensor t{p.spec};
+        if (p.name == "weight" || !eff_linear) {
+          float* d = t.data_f32();
+          for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<float>((rng.uniform() * 2.0 - 1.0) * bound);
+        }
+        (*map)[prefix + p.name] = std::move(t);
+      }
+    } else {
+      for (const auto& p : m.local_parameters()) (*map)[prefix + p.name] = Tensor(p.spec);
+      for (const auto& b : m.local_buffers()) (*map)[prefix + b.name] = Tensor(b.spec);
+    }
+  });
+  for (const auto& name : zero_init_names()) {
+    auto it = map->find(name);
+    if (it != map->end()) std::fill(it->second.data_f32(), it->second.data_f32() + it->second.numel(), 0.0f);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  weights_ = std::move(map);
+  cache_.clear();
+}
+
+std::vector<std::pair<std::string, Tensor>> Model::state_dict() const {
+  auto w = weights();
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& p : state_dict_spec()) {
+    auto it = w ? w->find(p.name) : WeightMap::const_iterator{};
+    if (!w || it == w->end()) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
+    out.emplace_back(p.name, it->second.clone());
+  }
+  return out;
+}
+
+LoadResult Model::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state, bool strict) {
+  const auto spec = state_dict_spec();
+  std::unordered_map<std::string, const Tensor*> given;
+  std::vector<std::string> given_order;
+  for (const auto& kv : state) {
+    if (!given.count(kv.first)) given_order.push_back(kv.first);
+    given[kv.first] = &kv.second;
+  }
+  std::set<std::string> known;
+  for (const auto& p : spec) known.insert(p.name);
+
+  LoadResult r;
+  std::vector<std::string> errors;
+  std::vector<std::pair<std::string, Tensor>> accepted;
+  for (const auto& p : spec) {
+    auto it = given.find(p.name);
+    if (it == given.end()) {
+      // torch fills a missing num_batches_tracked when the dict carries no version metadata.
+      const bool nbt = p.name.size() >= 19 && p.name.compare(p.name.size() - 19, 19, "num_batches_tracked") == 0;
+      if (nbt) {
+        accepted.emplace_back(p.name, Tensor(p.spec));
+      } else {
+        r.missing_keys.push_back(p.name);
+      }
+      continue;
+    }
+    const Tensor& t = *it->second;
+    if (!t.defined()) {
+      errors.push_back("no data for " + p.name);
+      continue;
+    }
+    if (t.shape() != p.spec.shape()) {
+      errors.push_back("size mismatch for " + p.name + ": copying a param with shape " + shape_to_string(t.shape()) +
+                       " from checkpoint, the shape in current model is " + shape_to_string(p.spec.shape()) + ".");
+      continue;
+    }
+    Tensor conv;
+    if (!convert(t, p.spec.dtype(), conv)) {
+      errors.push_back(std::string("dtype mismatch for ") + p.name + ": expected a float or integer array, got " +
+                       dtype_name(t.dtype()) + ".");
+      continue;
+    }
+    accepted.emplace_back(p.name, std::move(conv));
+  }
+  for (const auto& k : given_order)
+    if (!known.count(k)) r.unexpected_keys.push_back(k);
+
+  std::ostringstream msg;
+  bool fail = !errors.empty();
+  if (strict && !r.missing_keys.empty()) {
+    msg << "\n\tMissing key(s) in state_dict: " << join_quoted(r.missing_keys) << ". ";
+    fail = true;
+  }
+  if (strict && !r.unexpected_keys.empty()) {
+    msg << "\n\tUnexpected key(s) in state_dict: " << join_quoted(r.unexpected_keys) << ". ";
+    fail = true;
+  }
+  for (const auto& e : errors) msg << "\n\t" << e;
+  if (fail)
+    throw WeightsError("Error(s) in loading state_dict for " + type_name() + ":" + msg.str() +
+                       "\nThe model's previous weights are unchanged.");
+
+  std::lock_guard<std::mutex> lock(mu_);
+  auto map = weights_ ? std::make_shared<WeightMap>(*weights_) : std::make_shared<WeightMap>();
+  for (auto& kv : accepted) (*map)[kv.first] = std::move(kv.second);
+  weights_ = std::move(map);
+  cache_.clear();
+  return r;
+}
+
+// ---------------------------------------------------------------- running
+
+std::shared_ptr<const Executable> Model::executable(const TensorSpec& input, bool features) const {
+  auto g = graph();
+  const Isa isa = active_isa();
+  require_weights();  // weights never go back to missing once complete
+  std::lock_guard<std::mutex> lock(mu_);
+  std::ostringstream key;
+  key << shape_to_string(input.shape()) << '|' << isa_name(isa) << '|' << features << '|' << g.get() << '|'
+      << weights_.get();
+  auto it = cache_.find(key.str());
+  if (it != cache_.end()) {
+    it->second.last_used = ++clock_;
+    return it->second.exe;
+  }
+  auto exe = std::make_shared<const Executable>(*g, *weights_, input, features, isa);
+  // Keep the 8 most recently used shapes.
+  if (cache_.size() >= 8) {
+    auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_used < b.second.last_used;
+    });
+    cache_.erase(oldest);
+  }
+  cache_[key.str()] = CacheEntry{exe, ++clock_};
+  return exe;
+}
+
+namespace {
+void check_view(const InputView& in) {
+  if (in.strides.size() != in.shape.size())
+    throw InvalidArgument("input strides have " + std::to_string(in.strides.size()) + " entries for a " +
+                          std::to_string(in.shape.size()) + "-D shape");
+  if (!in.data && shape_numel(in.shape) > 0) throw InvalidArgument("input data is null");
+}
+}  // namespace
+
+Tensor Model::forward(const InputView& input) const {
+  const TensorSpec spec(input.shape, DType::float32);
+  const TensorSpec out = get_output_spec(spec);
+  check_view(input);
+  if (out.numel() == 0 || spec.numel() == 0) {
+    require_weights();  // same error as a non-empty batch
+    return Tensor(out);
+  }
+  return executable(spec, false)->run(input)[0];
+}
+
+std::vector<Tensor> Model::forward_features(const InputView& input) const {
+  const TensorSpec spec(input.shape, DType::float32);
+  const auto specs = forward_features(spec);
+  check_view(input);
+  if (spec.numel() == 0) {
+    require_weights();
+    std::vector<Tensor> out;
+    for (const auto& s : specs) out.emplace_back(s);
+    return out;
+  }
+  return executable(spec, true)->run(input);
+}
+
+std::string Model::execution_plan(const TensorSpec& input, bool features) const {
+  if (features) {
+    forward_features(input);
+  } else {
+    get_output_spec(input);
+  }
+  return executable(input, features)->plan();
+}
+
+}  // namespace models
+}  // namespace pyflame_vision

@@ -1,0 +1,51 @@
+// pyflame_vision/tensor.h - a dense tensor with shared, immutable-by-convention storage.
+//
+// A Tensor is a TensorSpec plus a 64-byte aligned buffer of spec().nbytes()
+// bytes in row-major (C) order. Copying a Tensor shares the buffer (like
+// torch.Tensor); use clone() for an independent copy. The library never
+// writes into a Tensor it has handed out or received, so tensors shared
+// between threads are safe to read concurrently.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "pyflame_vision/tensor_spec.h"
+
+namespace pyflame_vision {
+
+class Tensor {
+ public:
+  /// An undefined tensor (defined() is false, no storage).
+  Tensor() = default;
+  /// Allocates a zero-filled tensor. Throws std::bad_alloc when memory runs out.
+  explicit Tensor(TensorSpec spec);
+  /// Allocates a tensor and copies spec.nbytes() bytes from `data`.
+  static Tensor from_data(TensorSpec spec, const void* data);
+
+  bool defined() const { return static_cast<bool>(buf_); }
+  const TensorSpec& spec() const { return spec_; }
+  const Shape& shape() const { return spec_.shape(); }
+  DType dtype() const { return spec_.dtype(); }
+  int64_t numel() const { return spec_.numel(); }
+  int64_t nbytes() const { return spec_.nbytes(); }
+
+  void* raw_data() { return buf_.get(); }
+  const void* raw_data() const { return buf_.get(); }
+  /// Typed access; throws TypeError if the dtype is not float32 / int64.
+  float* data_f32();
+  const float* data_f32() const;
+  int64_t* data_i64();
+  const int64_t* data_i64() const;
+
+  /// A deep copy.
+  Tensor clone() const;
+  /// The shared storage (for bindings that hand the buffer to NumPy without a copy).
+  const std::shared_ptr<void>& storage() const { return buf_; }
+
+ private:
+  TensorSpec spec_;
+  std::shared_ptr<void> buf_;
+};
+
+}  // namespace pyflame_vision
