@@ -137,7 +137,9 @@ void init_models(py::module_& m) {
             if (PyBool_Check(seed.ptr()) || !PyIndex_Check(seed.ptr()))
               throw TypeError("init_weights: seed must be an int, got " +
                               std::string(py::str(py::type::handle_of(seed).attr("__name__"))));
-            const unsigned long long v = PyLong_AsUnsignedLongLong(seed.ptr());
+            py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(seed.ptr()));  // numpy ints too
+            if (!as_int) throw py::error_already_set();
+            const unsigned long long v = PyLong_AsUnsignedLongLong(as_int.ptr());
             if (PyErr_Occurred()) {
               PyErr_Clear();
               throw InvalidArgument("init_weights: seed must be in [0, 2**64), got " +

@@ -240,7 +240,9 @@ LoadResult Model::load_state_dict(const std::vector<std::pair<std::string, Tenso
       errors.push_back("no data for " + p.name);
       continue;
     }
-    if (t.shape() != p.spec.shape()) {
+    // torch accepts a one-element 1-D value for a 0-D buffer (older checkpoints).
+    const bool scalar_compat = p.spec.shape().empty() && t.shape() == Shape{1};
+    if (t.shape() != p.spec.shape() && !scalar_compat) {
       errors.push_back("size mismatch for " + p.name + ": copying a param with shape " + shape_to_string(t.shape()) +
                        " from checkpoint, the shape in current model is " + shape_to_string(p.spec.shape()) + ".");
       continue;
@@ -251,6 +253,7 @@ LoadResult Model::load_state_dict(const std::vector<std::pair<std::string, Tenso
                        dtype_name(t.dtype()) + ".");
       continue;
     }
+    if (scalar_compat) conv = Tensor::from_data(p.spec, conv.raw_data());
     accepted.emplace_back(p.name, std::move(conv));
   }
   for (const auto& k : given_order)

@@ -77,3 +77,48 @@ def tv_output_shape(model, shape):
             return list(model(torch.empty(shape, device="meta")).shape)
         except (RuntimeError, ValueError, IndexError) as exc:
             return exc
+
+
+def tv_model_random_bn(name: str, seed: int = 0, **kwargs):
+    """A real torchvision model (weights=None, eval mode) with every BatchNorm's weight, bias and
+    running statistics randomised (seeded). With torchvision's default BN init (1/0/0/1) EfficientNet's
+    outputs vanish (~1e-14), which would make a parity check meaningless."""
+    torch, torchvision = require_torchvision()
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(name, weights=None, **kwargs).eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5, generator=gen)
+                module.bias.normal_(0.0, 0.1, generator=gen)
+                module.running_mean.normal_(0.0, 0.1, generator=gen)
+                module.running_var.uniform_(0.5, 1.5, generator=gen)
+    return model
+
+
+def numpy_state_dict(tv_model) -> dict:
+    """torchvision's state dict as NumPy arrays, in torchvision's order."""
+    return {k: v.detach().numpy() for k, v in tv_model.state_dict().items()}
+
+
+ISA_TIERS = ["scalar", "avx2", "avx512"]
+
+
+@pytest.fixture(params=ISA_TIERS)
+def isa_tier(request):
+    """Runs the test with set_max_isa(tier) for every tier; tiers this CPU lacks are skipped by name.
+    The previous cap is restored afterwards."""
+    import pyflame_vision
+
+    tier = request.param
+    detected = pyflame_vision.detected_isa()
+    if ISA_TIERS.index(tier) > ISA_TIERS.index(detected):
+        pytest.skip(f"this CPU lacks {tier} (detected_isa() == {detected!r}): {tier} kernels are not tested here")
+    previous = pyflame_vision.active_isa()
+    pyflame_vision.set_max_isa(tier)
+    try:
+        assert pyflame_vision.active_isa() == tier
+        yield tier
+    finally:
+        pyflame_vision.set_max_isa(previous)
