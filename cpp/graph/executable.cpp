@@ -1,6 +1,7 @@
 #include "graph/executable.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -207,10 +208,11 @@ std::string act_suffix(const std::string& base, const std::string& path) {
   return "+" + (dot == std::string::npos ? path : path.substr(dot + 1));
 }
 
-bool verbose() {
-  const char* v = std::getenv("PYFLAME_VISION_VERBOSE");
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
   return v && *v && std::string(v) != "0";
 }
+bool verbose() { return env_flag("PYFLAME_VISION_VERBOSE"); }
 
 }  // namespace
 
@@ -596,11 +598,23 @@ std::vector<Tensor> Executable::run(const models::InputView& input) const {
     });
   }
 
+  // PYFLAME_VISION_PROFILE=1: per-step wall times on stderr (read once per run).
+  static const bool profile = env_flag("PYFLAME_VISION_PROFILE");
   const float* ins[4];
+  double total = 0.0;
   for (const auto& s : steps_) {
     for (size_t i = 0; i < s->inputs.size(); ++i) ins[i] = arena + values_[static_cast<size_t>(s->inputs[i])].offset;
+    if (!profile) {
+      s->run(ins, arena + values_[static_cast<size_t>(s->output)].offset);
+      continue;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
     s->run(ins, arena + values_[static_cast<size_t>(s->output)].offset);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    total += ms;
+    std::fprintf(stderr, "[pyflame_vision profile] %9.3f ms  %s: %s\n", ms, s->label.c_str(), s->algo.c_str());
   }
+  if (profile) std::fprintf(stderr, "[pyflame_vision profile] %9.3f ms  total (%zu steps)\n", total, steps_.size());
 
   std::vector<Tensor> out;
   for (int o : outputs_) {
