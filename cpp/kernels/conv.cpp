@@ -36,6 +36,8 @@ namespace {
 constexpr UkernelSet kScalar = {
     Isa::scalar,
     {"igemm_f32_4x8__scalar", 4, 8, igemm_f32_4x8__scalar},
+    {nullptr, nullptr},
+    {nullptr, 0, 0, nullptr},
     {"dwconv_f32_up4__scalar", 4, dwconv_f32_up4__scalar},
     vsilu_f32__scalar,
     vsigmoid_f32__scalar,
@@ -43,6 +45,8 @@ constexpr UkernelSet kScalar = {
 constexpr UkernelSet kAvx2 = {
     Isa::avx2,
     {"igemm_f32_6x16__avx2", 6, 16, igemm_f32_6x16__avx2},
+    {"igemm_f32_6x16p2__avx2", igemm_f32_6x16p2__avx2},
+    {"igemm_f32_6x16g4c4__avx2", 6, 16, igemm_f32_6x16g4c4__avx2},
     {"dwconv_f32_up8__avx2", 8, dwconv_f32_up8__avx2},
     vsilu_f32__avx2,
     vsigmoid_f32__avx2,
@@ -50,6 +54,8 @@ constexpr UkernelSet kAvx2 = {
 constexpr UkernelSet kAvx512 = {
     Isa::avx512,
     {"igemm_f32_12x32__avx512", 12, 32, igemm_f32_12x32__avx512},
+    {nullptr, nullptr},
+    {nullptr, 0, 0, nullptr},
     {"dwconv_f32_up16__avx512", 16, dwconv_f32_up16__avx512},
     vsilu_f32__avx512,
     vsigmoid_f32__avx512,
@@ -133,6 +139,12 @@ struct GemmPlan {
   size_t n_pg = 0;     // output channels per group
   size_t nblocks = 0;  // NR blocks per group
   size_t block = 0;    // floats per packed block: nr * (1 + ks * kc)
+  // Paired groups: each plan group is two conv groups of nr/2 channels
+  // (pair kernel); A of plan group g starts at channel g * a_group_stride.
+  bool paired = false;
+  size_t a_group_stride = 0;
+  // Quad groups of 4x4 channels (igemm_g4c4 kernel replaces igemm).
+  bool quad = false;
   AlignedFloats packed;
   AlignedFloats zero;  // >= kc zeros, for padding taps
   Epilogue epilogue = Epilogue::none;
@@ -196,7 +208,8 @@ struct GemmPlan {
     const int relu = epilogue == Epilogue::relu ? 1 : 0;
     const vact_ukernel_fn act =
         epilogue == Epilogue::silu ? uk->silu : (epilogue == Epilogue::sigmoid ? uk->sigmoid : nullptr);
-    const igemm_ukernel_fn kernel = uk->igemm.fn;
+    const igemm_ukernel_fn kernel = quad ? uk->igemm_g4c4.fn : uk->igemm.fn;
+    const igemm_pair_ukernel_fn pair_kernel = uk->igemm_pair.fn;
     const size_t per_group = gr.tasks();
     auto task = [&](size_t idx) {
       const size_t g = idx / per_group;
@@ -230,7 +243,11 @@ struct GemmPlan {
           const float* wj = packed.get() + (g * nblocks + j) * block;
           float* cj = out + m0 * ldc + col;
           const float* rj = res != nullptr ? res + m0 * ldc + col : nullptr;
-          kernel(mrows, nc, kc, ks, ptrs, wj, cj, ldc, rj, ldc, relu);
+          if (paired) {
+            pair_kernel(mrows, nc, kc, ks, ptrs, kc, wj, cj, ldc, rj, ldc, relu);
+          } else {
+            kernel(mrows, nc, kc, ks, ptrs, wj, cj, ldc, rj, ldc, relu);
+          }
         }
         if (act != nullptr) {
           for (size_t i = 0; i < mrows; ++i) act(ncols, out + (m0 + i) * ldc + col0);
@@ -351,7 +368,29 @@ Conv2dKernel::Conv2dKernel(const ConvShape& shape, const float* weight, const fl
   p.ks = ks;
   p.n_pg = static_cast<size_t>(shape.out_c / shape.groups);
   p.epilogue = epilogue;
+  p.a_group_stride = p.kc;
+  // Grouped with NR/2 outputs per group (ResNeXt 32x4d layer2, 32x8d layer1):
+  // two groups per NR-column tile with the pair kernel, full tile use. The
+  // packing of (groups/2, 2*n_pg per group) is the same weight order.
+  if (!pointwise && shape.groups > 1 && shape.groups % 2 == 0 && 2 * p.n_pg == p.nr && uk.igemm_pair.fn != nullptr) {
+    p.paired = true;
+    p.groups /= 2;
+    p.n_pg *= 2;
+    p.a_group_stride = 2 * p.kc;
+  }
+  // Grouped with 4 input and 4 output channels per group (ResNeXt x4d
+  // layer1): four groups per tile with channel broadcasts inside 128-bit
+  // halves; same packing as (groups/4, 16 outputs per group).
+  if (!pointwise && shape.groups > 1 && shape.groups % 4 == 0 && p.kc == 4 && p.n_pg == 4 && p.nr == 16 &&
+      uk.igemm_g4c4.fn != nullptr && uk.igemm_g4c4.mr == p.mr) {
+    p.quad = true;
+    p.groups /= 4;
+    p.n_pg *= 4;
+    p.a_group_stride = 4 * p.kc;
+  }
   p.pack(weight, bias);
+  if (p.paired) p.zero = alloc_zeroed(2 * p.kc + 16);
+  if (p.quad) p.zero = alloc_zeroed(4 * p.kc + 16);
   // Few input channels (the 3-channel stem): per-tap reductions are too short
   // to amortise loading MR row pointers, so merge each kernel row's taps into
   // one reduction of KW * C contiguous floats. The packed layout
@@ -399,7 +438,9 @@ std::string Conv2dKernel::description() const {
       os << "igemm ";
       if (s.groups > 1) os << "g=" << s.groups << " ";
       geometry();
-      os << " " << m.gemm.uk->igemm.name;
+      os << " "
+         << (m.gemm.paired ? m.gemm.uk->igemm_pair.name
+                           : (m.gemm.quad ? m.gemm.uk->igemm_g4c4.name : m.gemm.uk->igemm.name));
       break;
   }
   os << epilogue_suffix(m.epilogue);
@@ -484,7 +525,7 @@ void Conv2dKernel::run(const float* in, float* out, const float* residual) const
     const size_t MR = p.mr;
     const float* zero = p.zero.get();
     auto rows = [&](size_t g, size_t m0, size_t mr, const float** ptrs, float*) {
-      const float* base = in + g * p.kc;
+      const float* base = in + g * p.a_group_stride;
       size_t n = m0 / (OH * OW);
       size_t rem = m0 % (OH * OW);
       size_t oy = rem / OW, ox = rem % OW;

@@ -41,6 +41,13 @@ namespace kernels {
 typedef void (*igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                                  const float* w, float* c, size_t ldc, const float* res, size_t ldr,
                                  int relu);
+// Pair variant for grouped convolutions with NR/2 output channels per group:
+// columns [0, NR/2) read a[t*MR + i][k], columns [NR/2, NR) read
+// a[t*MR + i][a_off2 + k] (the next group); padding taps point at >= kc +
+// a_off2 zeros.
+typedef void (*igemm_pair_ukernel_fn)(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
+                                      size_t a_off2, const float* w, float* c, size_t ldc, const float* res,
+                                      size_t ldr, int relu);
 typedef void (*dwconv_ukernel_fn)(size_t channels, size_t npix, size_t ks, const float* const* in,
                                   const float* w, float* out, size_t out_stride, const float* res,
                                   int relu);
@@ -57,6 +64,10 @@ void vsigmoid_f32__scalar(size_t n, float* x);
 // avx2 + fma
 void igemm_f32_6x16__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
                           float* c, size_t ldc, const float* res, size_t ldr, int relu);
+void igemm_f32_6x16p2__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, size_t a_off2,
+                            const float* w, float* c, size_t ldc, const float* res, size_t ldr, int relu);
+void igemm_f32_6x16g4c4__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
+                              float* c, size_t ldc, const float* res, size_t ldr, int relu);
 void dwconv_f32_up8__avx2(size_t channels, size_t npix, size_t ks, const float* const* in, const float* w,
                           float* out, size_t out_stride, const float* res, int relu);
 void vsilu_f32__avx2(size_t n, float* x);
@@ -76,6 +87,11 @@ struct IgemmUkernel {
   igemm_ukernel_fn fn;
 };
 
+struct IgemmPairUkernel {
+  const char* name;  // null when the tier has none
+  igemm_pair_ukernel_fn fn;
+};
+
 struct DwconvUkernel {
   const char* name;
   size_t cb;  // channels per block
@@ -86,6 +102,10 @@ struct DwconvUkernel {
 struct UkernelSet {
   Isa isa;
   IgemmUkernel igemm;
+  IgemmPairUkernel igemm_pair;  // same MR x NR as igemm
+  // Four groups of 4 in / 4 out channels per NR = 16 tile (kc == 4); the A
+  // row of a pixel covers the 16 channels of the four groups. Null if none.
+  IgemmUkernel igemm_g4c4;
   DwconvUkernel dwconv;
   vact_ukernel_fn silu;
   vact_ukernel_fn sigmoid;
