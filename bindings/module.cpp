@@ -4,7 +4,7 @@
 
 PYBIND11_MODULE(_core, m) {
   using namespace pyflame_vision::bindings;
-  m.doc() = "pyflame_vision C++ core: module tree, layer graph, shape inference";
+  m.doc() = "pyflame_vision C++ core: module tree, layer graph, shape inference, CPU execution engine";
   m.attr("__version__") = pyflame_vision::version();
   init_errors(m);
   init_tensor(m);

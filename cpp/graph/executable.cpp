@@ -155,10 +155,11 @@ struct MaxPoolStep : Executable::Step {
             const int64_t ix = xo * sw - pw + v * dw;
             if (ix < 0 || ix >= iw) continue;
             const float* p = x + ((b * ih + iy) * iw + ix) * c;
-            // torch's rule: NaN wins and then stays.
+            // torch's rule: NaN wins and then stays. Branch-free (v != v is the
+            // NaN test) so the compiler vectorises it over channels.
             for (int64_t j = 0; j < c; ++j) {
-              const float val = p[j];
-              if (val > o[j] || std::isnan(val)) o[j] = val;
+              const float v = p[j], m = o[j];
+              o[j] = (v > m || v != v) ? v : m;
             }
           }
         }

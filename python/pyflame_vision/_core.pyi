@@ -1,10 +1,10 @@
 """
-pyflame_vision C++ core: module tree, layer graph, shape inference
+pyflame_vision C++ core: module tree, layer graph, shape inference, CPU execution engine
 """
 from __future__ import annotations
-
 import types
 import typing
+from typing import NamedTuple
 
 __version__: str
 factories: types.ModuleType
@@ -16,8 +16,13 @@ class ShapeOverflowError(ShapeError, OverflowError): ...
 class InvalidArgumentError(PyflameVisionError, ValueError): ...
 class DTypeError(PyflameVisionError, TypeError): ...
 class UnsupportedError(PyflameVisionError, NotImplementedError): ...
+class WeightsError(PyflameVisionError, RuntimeError): ...
 
-__all__: list[str] = ['DTypeError', 'EfficientNet', 'InvalidArgumentError', 'Model', 'Module', 'Parameter', 'PyflameVisionError', 'ResNet', 'ResNetBlockType', 'ShapeError', 'ShapeOverflowError', 'Summary', 'SummaryRow', 'TensorSpec', 'UnsupportedError', 'factories', 'transforms']
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+__all__: list[str] = ['DTypeError', 'EfficientNet', 'IncompatibleKeys', 'InvalidArgumentError', 'Model', 'Module', 'Parameter', 'PyflameVisionError', 'ResNet', 'ResNetBlockType', 'ShapeError', 'ShapeOverflowError', 'Summary', 'SummaryRow', 'TensorSpec', 'UnsupportedError', 'WeightsError', 'active_isa', 'detected_isa', 'factories', 'get_num_threads', 'set_max_isa', 'set_num_threads', 'transforms']
 class TensorSpec:
     """
     Shape and dtype of a tensor (metadata only; never holds data).
@@ -177,22 +182,41 @@ class Model(Module):
         ...
     def _set_name(self, name: str) -> None:
         ...
-    def forward(self, input: typing.Any) -> TensorSpec:
+    def execution_plan(self, input_shape: typing.Any, features: bool = False) -> str:
         """
+        How the model runs for this input shape: one line per fused step with its algorithm and microkernel.
+        """
+    def forward(self, input: typing.Any) -> typing.Any:
+        """
+        On a float32 [N, C, H, W] NumPy array: runs the model and returns a float32 array.
         On a shape or TensorSpec: the output TensorSpec (shape inference only).
         """
     def forward_features(self, input: typing.Any) -> typing.Any:
         """
-        Intermediate feature specs: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);
-        EfficientNet -> the TensorSpec of the features before pooling.
+        Intermediate features: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);
+        EfficientNet -> the features before pooling. Arrays in, arrays out; shapes or specs in, specs out.
         """
     def get_output_shape(self, input_shape: typing.Any) -> list:
         """
         Output shape for an [N, C, H, W] input shape (list of ints or TensorSpec). Runs no kernel.
         """
+    def init_weights(self, seed: typing.Any = 0) -> None:
+        """
+        Fill every parameter and buffer with torchvision's initialisation scheme, reproducibly from `seed`.
+        """
+    def load_state_dict(self, state_dict: typing.Any, strict: bool = True) -> typing.Any:
+        """
+        torch's load_state_dict: keys, shapes and order as torchvision's. Raises WeightsError (a RuntimeError)
+        listing every missing, unexpected and mis-shaped key; on error the previous weights stay. Returns
+        IncompatibleKeys(missing_keys, unexpected_keys).
+        """
     def num_features(self) -> int:
         """
         Channels of the features that feed the classifier.
+        """
+    def state_dict(self) -> typing.Any:
+        """
+        Parameters and buffers as NumPy arrays (copies) under torchvision's keys, in torch's order.
         """
     def summary(self, input_shape: typing.Any = None) -> Summary:
         """
@@ -201,6 +225,11 @@ class Model(Module):
     @property
     def default_input_shape(self) -> list:
         ...
+    @property
+    def has_weights(self) -> bool:
+        """
+        True once every parameter and buffer has a value.
+        """
     @property
     def name(self) -> str:
         """
@@ -316,4 +345,23 @@ class EfficientNet(Model):
     @property
     def width_mult(self) -> float:
         ...
-__version__: str = '0.1.0'
+def active_isa() -> str:
+    """
+    The tier kernels compile for now (capped by PYFLAME_VISION_MAX_ISA and set_max_isa).
+    """
+def detected_isa() -> str:
+    """
+    The best instruction-set tier this CPU supports: 'scalar', 'avx2' or 'avx512'.
+    """
+def get_num_threads() -> int:
+    """
+    Threads pyflame_vision uses for compute.
+    """
+def set_max_isa(isa: str) -> None:
+    """
+    Caps the instruction-set tier ('scalar', 'avx2', 'avx512'); never raises it above detected_isa().
+    """
+def set_num_threads(n: typing.Any) -> None:
+    """
+    Sets the number of compute threads (default: PYFLAME_VISION_NUM_THREADS, else the CPUs available).
+    """

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p_bench = sub.add_parser("bench", help="run a model (random weights) and print its latency and throughput")
     p_bench.add_argument("model")
     p_bench.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p_bench.add_argument("--num-classes", type=int, default=1000)
     p_bench.add_argument("--size", type=int, default=None, help="input height and width (default: native)")
     p_bench.add_argument("--threads", type=int, default=None, help="compute threads (default: all available)")
     p_bench.add_argument("--runs", type=int, default=20, help="timed runs; the median is reported (default 20)")
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model not in models.list_models():
             parser.error(f"unknown model {args.model!r}; available: {', '.join(models.list_models())}")
         model = _build(args.model, args.num_classes)
-        input_shape = args.input or model.default_input_shape
+        input_shape = getattr(args, "input", None) or model.default_input_shape
         if args.command == "bench":
             return _bench(model, args)
         if args.command == "summary":

@@ -35,6 +35,30 @@ def test_shape_and_list(capsys):
     assert capsys.readouterr().out.split() == models.list_models()
 
 
+def test_bench_runs_a_model(capsys):
+    assert main(["bench", "resnet18", "--size", "64", "--batch", "2", "--runs", "2", "--warmup", "1",
+                 "--threads", "1", "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "input [2, 3, 64, 64]" in out
+    assert "layer1.0.conv2+bn2+add+relu" in out  # the plan: fused residual block
+    assert "latency:    median" in out and "images/s" in out
+
+
+def test_bench_console_script_as_in_readme():
+    exe = shutil.which("pyflame-vision")
+    if exe is None:
+        pytest.fail("the pyflame-vision console script is not installed")
+    r = subprocess.run([exe, "bench", "efficientnet_b0", "--size", "96", "--runs", "2"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "efficientnet_b0" in r.stdout and "GFLOP/s" in r.stdout
+
+
+def test_bench_rejects_bad_arguments(capsys):
+    assert main(["bench", "resnet18", "--batch", "0"]) == 1
+    assert "--batch" in capsys.readouterr().err
+
+
 def test_errors_exit_non_zero(capsys):
     assert main(["summary", "resnet50", "--input", "1,4,224,224"]) == 1
     assert "expected 3 input channels, got 4" in capsys.readouterr().err
