@@ -2,8 +2,8 @@
 
 For every (threads, model, batch) row both engines run the same weights (a
 torchvision model with randomised BatchNorm statistics, loaded into ours through
-its state dict) on the same input; runs alternate between the two engines so
-that machine noise hits both alike, and the medians are compared. The ratio
+its state dict) on the same input; short blocks of runs alternate between the
+two engines so that machine noise hits both alike, and the medians are compared. The ratio
 column is torch's median over ours (> 1: we are faster). Absolute times drift on
 shared machines; ratios from one run hold.
 
@@ -37,6 +37,24 @@ def _randomise_bn(model, torch, seed: int = 0) -> None:
                 m.running_var.uniform_(0.5, 1.5, generator=g)
 
 
+def _timed_block(run, n: int) -> list[float]:
+    """One untimed run, then `n` timed runs, then a pause.
+
+    Each engine runs in short blocks that alternate with the other's, so slow drifts
+    of the machine hit both alike; the pause lets the engine's worker threads go to
+    sleep (PyTorch's OpenMP workers spin after a parallel region and would
+    otherwise steal a core from whatever runs next).
+    """
+    run()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    time.sleep(0.25)
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+",
@@ -46,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--runs", type=int, default=15, help="timed runs per engine and row (median reported)")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--block", type=int, default=3, help="consecutive timed runs of one engine per block")
     parser.add_argument("--peak", type=float, default=None, help="FP32 FMA peak GFLOP/s per core")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
@@ -80,14 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                         ours(x)
                         tv(xt)
                     t_ours, t_torch = [], []
-                    for _ in range(args.runs):
-                        t0 = time.perf_counter()
-                        ours(x)
-                        t1 = time.perf_counter()
-                        tv(xt)
-                        t2 = time.perf_counter()
-                        t_ours.append(t1 - t0)
-                        t_torch.append(t2 - t1)
+                    while len(t_ours) < args.runs:
+                        t_ours += _timed_block(lambda: ours(x), args.block)
+                        t_torch += _timed_block(lambda: tv(xt), args.block)
                 mo, mt = statistics.median(t_ours), statistics.median(t_torch)
                 macs = ours.summary(shape).total_macs
                 gflops = 2 * macs / mo / 1e9

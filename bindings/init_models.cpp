@@ -192,6 +192,19 @@ void init_models(py::module_& m) {
           "listing every missing, unexpected and mis-shaped key; on error the previous weights stay. Returns\n"
           "IncompatibleKeys(missing_keys, unexpected_keys).")
       .def(
+          "eval", [](py::object self) { return self; },
+          "Inference mode, as torch's model.eval(); pyflame_vision only does inference, so this is a no-op "
+          "that returns the model.")
+      .def(
+          "train",
+          [](py::object self, bool mode) {
+            if (mode)
+              throw Unsupported("pyflame_vision runs inference only (BatchNorm uses running statistics, Dropout and "
+                                "StochasticDepth are the identity); train(True) is not supported");
+            return self;
+          },
+          py::arg("mode") = true, "torch's train(mode): train(False) is eval(); train(True) raises UnsupportedError.")
+      .def(
           "execution_plan",
           [](const Model& self, py::handle input_shape, bool features) {
             const TensorSpec spec = spec_from_python(input_shape, "input_shape");

@@ -27,6 +27,7 @@ struct Executable::Step {
   int output = -1;
   std::string label;  // node paths, e.g. "layer1.0.conv1+bn1+relu"
   std::string algo;
+  std::string why;  // for PYFLAME_VISION_VERBOSE
 };
 
 namespace {
@@ -396,6 +397,7 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
       s->output = cur;
       s->label = label;
       s->algo = s->k->description();
+      s->why = s->k->why();
       step = std::move(s);
     } else if (auto* lin = dynamic_cast<const nn::Linear*>(l)) {
       const Tensor& w = weight(node, "weight");
@@ -542,7 +544,10 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
     std::fprintf(stderr, "[pyflame_vision] compiled for input %s (%s, isa %s): %zu steps, arena %.2f MiB\n",
                  shape_to_string(input.shape()).c_str(), features ? "features" : "forward", isa_name(isa),
                  steps_.size(), static_cast<double>(arena_floats_) * 4.0 / (1024.0 * 1024.0));
-    for (const auto& s : steps_) std::fprintf(stderr, "[pyflame_vision]   %s: %s\n", s->label.c_str(), s->algo.c_str());
+    for (const auto& s : steps_) {
+      std::fprintf(stderr, "[pyflame_vision]   %s: %s\n", s->label.c_str(), s->algo.c_str());
+      if (!s->why.empty()) std::fprintf(stderr, "[pyflame_vision]       (%s)\n", s->why.c_str());
+    }
   }
 }
 

@@ -407,6 +407,27 @@ Conv2dKernel::~Conv2dKernel() = default;
 
 const ConvShape& Conv2dKernel::shape() const { return impl_->shape; }
 
+std::string Conv2dKernel::why() const {
+  const Impl& m = *impl_;
+  const ConvShape& s = m.shape;
+  switch (m.algo) {
+    case ConvAlgo::dwconv:
+      return "depthwise: groups == in_c == out_c = " + std::to_string(s.groups);
+    case ConvAlgo::gemm:
+      return "not depthwise; 1x1, stride 1, no padding, groups 1: a plain GEMM over NHWC rows";
+    case ConvAlgo::igemm_rows:
+      return "not depthwise, not a plain 1x1; " + std::to_string(s.in_c) +
+             " input channels are too few for per-tap reductions, so each kernel row's taps merge into one";
+    case ConvAlgo::igemm:
+      break;
+  }
+  std::string w = "not depthwise, not a plain 1x1";
+  if (m.gemm.paired) return w + "; " + std::to_string(s.out_c / s.groups) + " outputs per group: two groups per tile";
+  if (m.gemm.quad) return w + "; 4x4 channels per group: four groups per tile";
+  if (s.groups > 1) return w + "; grouped: one implicit GEMM per group";
+  return w + "; implicit GEMM with an indirection buffer (padding taps read a zero row)";
+}
+
 std::string Conv2dKernel::description() const {
   const Impl& m = *impl_;
   const ConvShape& s = m.shape;

@@ -48,9 +48,9 @@ struct ConvShape {
 class Conv2dKernel {
  public:
   /// Packs `weight` ([out_c, in_c/groups, kernel_h, kernel_w]) and `bias`
-  /// ([out_c] or null) for `isa` (which must be <= detected_isa()). The shape
-  /// must be consistent (out_h/out_w as torch computes them); throws
-  /// InvalidArgument otherwise. Chooses the algorithm: depthwise kernel when
+  /// ([out_c] or null) for `isa`. The shape must be consistent (out_h/out_w as
+  /// torch computes them); throws InvalidArgument otherwise, and also when
+  /// `isa` is above detected_isa(). Chooses the algorithm: depthwise kernel when
   /// groups == in_c == out_c, GEMM for 1x1 stride-1 unpadded, implicit GEMM
   /// (indirection buffer) otherwise, per group for grouped convolutions.
   Conv2dKernel(const ConvShape& shape, const float* weight, const float* bias, Epilogue epilogue, Isa isa);
@@ -66,6 +66,9 @@ class Conv2dKernel {
   const ConvShape& shape() const;
   /// Algorithm and microkernel, e.g. "igemm 3x3/s1 igemm_f32_6x16__avx2".
   std::string description() const;
+  /// Why this algorithm was chosen and the ones before it in the ordered list
+  /// (depthwise, 1x1 GEMM, row-merged stem, grouped variants, implicit GEMM) were not.
+  std::string why() const;
 
  private:
   struct Impl;

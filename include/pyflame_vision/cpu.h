@@ -4,12 +4,15 @@
 // time. The tier in use is the lowest of:
 //   - what the CPU and the operating system support (CPUID + XGETBV),
 //   - the cap in the environment variable PYFLAME_VISION_MAX_ISA
-//     ("scalar", "avx2" or "avx512"; read once, at first use),
+//     ("scalar", "avx2" or "avx512"; read once, at first use; an invalid
+//     value makes active_isa() and every compile throw InvalidArgument naming
+//     the variable and the value),
 //   - the cap set by set_max_isa() (for tests and benchmarks).
 //
 // Threads: one process-wide pool. Its size is, in order of precedence,
 // set_num_threads(n), the environment variable PYFLAME_VISION_NUM_THREADS, or
-// the number of CPUs this process may run on. Results never depend on the
+// the number of CPUs this process may run on (an invalid environment value
+// makes get_num_threads() throw InvalidArgument naming it). Results never depend on the
 // number of threads: work is split into a fixed grid of tiles, each computed
 // by exactly one thread in a fixed order.
 //

@@ -182,6 +182,10 @@ class Model(Module):
         ...
     def _set_name(self, name: str) -> None:
         ...
+    def eval(self) -> typing.Any:
+        """
+        Inference mode, as torch's model.eval(); pyflame_vision only does inference, so this is a no-op that returns the model.
+        """
     def execution_plan(self, input_shape: typing.Any, features: bool = False) -> str:
         """
         How the model runs for this input shape: one line per fused step with its algorithm and microkernel.
@@ -221,6 +225,10 @@ class Model(Module):
     def summary(self, input_shape: typing.Any = None) -> Summary:
         """
         Per-layer table (output shape, parameters, MACs) with totals, at the model's native resolution by default. Runs nothing.
+        """
+    def train(self, mode: bool = True) -> typing.Any:
+        """
+        torch's train(mode): train(False) is eval(); train(True) raises UnsupportedError.
         """
     @property
     def default_input_shape(self) -> list:

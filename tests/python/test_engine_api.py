@@ -395,8 +395,16 @@ def test_verbose_prints_the_plan_at_compile_time():
     for line in plan_lines:
         assert line in verbose.stderr, line
     assert verbose.stderr.count(plan_lines[0]) == 1, "printed again on a cached call"
+    assert "(not depthwise, not a plain 1x1; implicit GEMM with an indirection buffer" in verbose.stderr
     quiet = run_python(code)
     assert plan_lines[0] not in quiet.stderr
+
+
+def test_eval_and_train_follow_torch_for_inference(resnet18):
+    assert resnet18.eval() is resnet18
+    assert resnet18.train(False) is resnet18
+    with pytest.raises(NotImplementedError, match="inference only"):
+        resnet18.train()
 
 
 # ---------------------------------------------------------------------------------------------
