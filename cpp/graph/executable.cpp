@@ -221,8 +221,13 @@ bool verbose() { return env_flag("PYFLAME_VISION_VERBOSE"); }
 // ---------------------------------------------------------------- compile
 
 Executable::Executable(const Graph& graph, const std::unordered_map<std::string, Tensor>& weights,
-                       const TensorSpec& input, bool features, Isa isa)
-    : input_(input) {
+                       const TensorSpec& input, bool features, Isa isa, const Executable* donor)
+    : input_(input), isa_(isa) {
+  if (donor && donor->isa_ != isa) donor = nullptr;
+  // Steps of the donor by (output value, label): the same node of the same graph.
+  std::unordered_map<std::string, const Step*> donor_steps;
+  if (donor)
+    for (const auto& st : donor->steps_) donor_steps[std::to_string(st->output) + "|" + st->label] = st.get();
   const auto specs = graph.infer(input);
   const auto& nodes = graph.nodes();
   const int nv = static_cast<int>(specs.size());
@@ -390,7 +395,13 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
       cs.dilation_h = o.dilation_.h, cs.dilation_w = o.dilation_.w;
       cs.groups = o.groups_;
       auto s = std::make_unique<ConvStep>();
-      s->k = std::make_unique<kernels::Conv2dKernel>(cs, wf.data(), has_bias ? bias.data() : nullptr, ep, isa);
+      auto d = donor_steps.find(std::to_string(cur) + "|" + label);
+      const auto* dconv = d != donor_steps.end() ? dynamic_cast<const ConvStep*>(d->second) : nullptr;
+      if (dconv && dconv->has_residual == (residual >= 0)) {
+        s->k = std::make_unique<kernels::Conv2dKernel>(cs, *dconv->k);
+      } else {
+        s->k = std::make_unique<kernels::Conv2dKernel>(cs, wf.data(), has_bias ? bias.data() : nullptr, ep, isa);
+      }
       s->has_residual = residual >= 0;
       s->inputs = {resolve(node.inputs[0])};
       if (residual >= 0) s->inputs.push_back(residual);
@@ -406,8 +417,14 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
       const std::string bkey = node.path + ".bias";
       if (weights.count(bkey)) b = weight(node, "bias").data_f32();
       auto s = std::make_unique<LinearStep>();
-      s->k = std::make_unique<kernels::LinearKernel>(lin->in_features(), lin->out_features(), w.data_f32(), b,
-                                                     Epilogue::none, isa);
+      auto d = donor_steps.find(std::to_string(v) + "|" + node.path);
+      const auto* dlin = d != donor_steps.end() ? dynamic_cast<const LinearStep*>(d->second) : nullptr;
+      if (dlin) {
+        s->k = std::make_unique<kernels::LinearKernel>(*dlin->k, kernels::LinearKernel::SharePacked{});
+      } else {
+        s->k = std::make_unique<kernels::LinearKernel>(lin->in_features(), lin->out_features(), w.data_f32(), b,
+                                                       Epilogue::none, isa);
+      }
       const Value& in = values_[static_cast<size_t>(resolve(node.inputs[0]))];
       if (in.h * in.w != 1) throw Unsupported("[linear] " + node.path + ": the engine runs Linear on [N, F] inputs");
       s->rows = in.n;

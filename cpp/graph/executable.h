@@ -29,8 +29,10 @@ class Executable {
   /// `features`: return the graph's taps (forward_features) instead of its output.
   /// Throws WeightsError if a needed weight is missing, Unsupported for a
   /// layer configuration the engine cannot run.
+  /// `donor`: an executable of the same graph, weights and tier for another
+  /// input shape, or null; its packed weights are shared instead of packed again.
   Executable(const Graph& graph, const std::unordered_map<std::string, Tensor>& weights, const TensorSpec& input,
-             bool features, Isa isa);
+             bool features, Isa isa, const Executable* donor = nullptr);
   ~Executable();
   Executable(const Executable&) = delete;
   Executable& operator=(const Executable&) = delete;
@@ -41,6 +43,7 @@ class Executable {
   /// One line per step: "layer1.0.conv1+bn1+relu: gemm 1x1 igemm_f32_6x16__avx2".
   const std::string& plan() const { return plan_; }
   int64_t arena_bytes() const { return arena_floats_ * 4; }
+  Isa isa() const { return isa_; }
 
   struct Step;
 
@@ -54,6 +57,7 @@ class Executable {
   void release_arena(float* a) const;
 
   TensorSpec input_;
+  Isa isa_;
   std::vector<Value> values_;
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<int> outputs_;

@@ -80,17 +80,16 @@ namespace {
 // ---------------------------------------------------------------------------
 // Helpers.
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-using AlignedFloats = std::unique_ptr<float[], FreeDeleter>;
+// Shared and read-only once packed: kernels compiled for other input shapes
+// of the same layer reuse the packed weights (see Conv2dKernel(shape, donor)).
+using AlignedFloats = std::shared_ptr<float>;
 
 AlignedFloats alloc_zeroed(size_t n) {
   const size_t bytes = ((std::max<size_t>(n, 1) * sizeof(float)) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, bytes);
   if (p == nullptr) throw std::bad_alloc();
   std::memset(p, 0, bytes);
-  return AlignedFloats(static_cast<float*>(p));
+  return AlignedFloats(static_cast<float*>(p), [](float* q) { std::free(q); });
 }
 
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
@@ -403,6 +402,17 @@ Conv2dKernel::Conv2dKernel(const ConvShape& shape, const float* weight, const fl
   }
 }
 
+Conv2dKernel::Conv2dKernel(const ConvShape& shape, const Conv2dKernel& donor) : impl_(new Impl(*donor.impl_)) {
+  const ConvShape& d = donor.impl_->shape;
+  if (shape.in_c != d.in_c || shape.out_c != d.out_c || shape.kernel_h != d.kernel_h || shape.kernel_w != d.kernel_w ||
+      shape.stride_h != d.stride_h || shape.stride_w != d.stride_w || shape.pad_h != d.pad_h ||
+      shape.pad_w != d.pad_w || shape.dilation_h != d.dilation_h || shape.dilation_w != d.dilation_w ||
+      shape.groups != d.groups)
+    throw InvalidArgument("[conv2d] a kernel can share packed weights only with the same layer at another input size");
+  validate(shape, impl_->algo == ConvAlgo::dwconv ? impl_->dw.packed.get() : impl_->gemm.packed.get());
+  impl_->shape = shape;
+}
+
 Conv2dKernel::~Conv2dKernel() = default;
 
 const ConvShape& Conv2dKernel::shape() const { return impl_->shape; }
@@ -676,6 +686,8 @@ LinearKernel::LinearKernel(int64_t in_features, int64_t out_features, const floa
   p.epilogue = epilogue;
   p.pack(weight, bias);
 }
+
+LinearKernel::LinearKernel(const LinearKernel& donor, SharePacked) : impl_(new Impl(*donor.impl_)) {}
 
 LinearKernel::~LinearKernel() = default;
 

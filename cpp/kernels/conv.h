@@ -54,6 +54,11 @@ class Conv2dKernel {
   /// groups == in_c == out_c, GEMM for 1x1 stride-1 unpadded, implicit GEMM
   /// (indirection buffer) otherwise, per group for grouped convolutions.
   Conv2dKernel(const ConvShape& shape, const float* weight, const float* bias, Epilogue epilogue, Isa isa);
+  /// The same layer (weights, channels, kernel, stride, padding, dilation,
+  /// groups, epilogue, tier) for another batch size or spatial size: shares
+  /// `donor`'s packed weights instead of packing again. Throws InvalidArgument
+  /// if the layer parameters differ.
+  Conv2dKernel(const ConvShape& shape, const Conv2dKernel& donor);
   ~Conv2dKernel();
   Conv2dKernel(const Conv2dKernel&) = delete;
   Conv2dKernel& operator=(const Conv2dKernel&) = delete;
@@ -80,6 +85,9 @@ class LinearKernel {
  public:
   LinearKernel(int64_t in_features, int64_t out_features, const float* weight, const float* bias,
                Epilogue epilogue, Isa isa);
+  struct SharePacked {};
+  /// Shares `donor`'s packed weights (row counts are given to run()).
+  LinearKernel(const LinearKernel& donor, SharePacked);
   ~LinearKernel();
   LinearKernel(const LinearKernel&) = delete;
   LinearKernel& operator=(const LinearKernel&) = delete;

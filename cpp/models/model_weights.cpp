@@ -297,7 +297,21 @@ std::shared_ptr<const Executable> Model::executable(const TensorSpec& input, boo
     it->second.last_used = ++clock_;
     return it->second.exe;
   }
-  auto exe = std::make_shared<const Executable>(*g, *weights_, input, features, isa);
+  // Another shape of the same graph, weights and tier lends its packed weights:
+  // every cached shape then costs only its activation arena.
+  const Executable* donor = nullptr;
+  const std::string same = std::string("|") + isa_name(isa) + '|';
+  std::ostringstream tail;
+  tail << '|' << g.get() << '|' << weights_.get();
+  for (const auto& e : cache_) {
+    const std::string& k = e.first;
+    if (k.find(same) != std::string::npos && k.size() >= tail.str().size() &&
+        k.compare(k.size() - tail.str().size(), tail.str().size(), tail.str()) == 0) {
+      donor = e.second.exe.get();
+      break;
+    }
+  }
+  auto exe = std::make_shared<const Executable>(*g, *weights_, input, features, isa, donor);
   // Keep the 8 most recently used shapes.
   if (cache_.size() >= 8) {
     auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {

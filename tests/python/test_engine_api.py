@@ -481,3 +481,26 @@ def test_removing_the_head_returns_the_last_features(name, channels):
     assert np.array_equal(out, last)
     assert np.array_equal(m.forward(x), last)
     assert m.forward([2, 3, 64, 80]) == TensorSpec([2, channels, 2, 3])
+
+
+def test_other_input_shapes_share_packed_weights():
+    # Each new input shape compiles again but reuses the first shape's packed
+    # weights: memory grows by an activation arena, not by another copy of the
+    # weights, and results equal those of a model that compiled that shape first.
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    m = models.resnet50(num_classes=10)
+    m.init_weights(3)
+    weights_mib = sum(v.nbytes for v in m.state_dict().values()) / 2**20
+    m(np.zeros((1, 3, 96, 96), np.float32))
+    before = rss_mib()
+    xs = [np.random.default_rng(s).standard_normal((1, 3, s, s), dtype=np.float32) for s in (64, 80, 112)]
+    ys = [m(x) for x in xs]
+    grown = rss_mib() - before
+    assert grown < 0.5 * weights_mib, f"3 more shapes grew RSS by {grown:.0f} MiB (weights: {weights_mib:.0f} MiB)"
+    fresh = models.resnet50(num_classes=10)
+    fresh.load_state_dict(m.state_dict())
+    for x, y in zip(xs, ys):
+        assert np.array_equal(fresh(x), y)
