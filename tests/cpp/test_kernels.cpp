@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -710,3 +711,40 @@ TEST_P(KernelLinear, DescriptionDoesNotNameAHigherTier) {
 INSTANTIATE_TEST_SUITE_P(Tiers, KernelLinear, ::testing::ValuesIn(all_tiers()), IsaName());
 
 }  // namespace
+
+// A kernel built from a donor (same layer, another input size) shares the
+// packed weights and computes exactly what a freshly packed kernel computes.
+TEST(KernelConvShare, DonorKernelEqualsFreshKernelAtAnotherSize) {
+  for (pfv::Isa isa : {pfv::Isa::scalar, pfv::Isa::avx2, pfv::Isa::avx512}) {
+    if (isa > pfv::detected_isa()) {
+      std::printf("[   NOTE   ] tier %s not run: this CPU lacks it\n", pfv::isa_name(isa));
+      continue;
+    }
+    for (int64_t groups : {1, 8, 32}) {
+      kern::ConvShape a;
+      a.batch = 1, a.in_h = 9, a.in_w = 11, a.in_c = 32, a.out_c = 64, a.kernel_h = a.kernel_w = 3;
+      a.pad_h = a.pad_w = 1, a.stride_h = a.stride_w = 2, a.groups = groups;
+      a.out_h = 5, a.out_w = 6;
+      if (groups == 32) a.out_c = 32;  // depthwise
+      std::vector<float> w(static_cast<size_t>(a.out_c * (a.in_c / groups) * 9)), bias(static_cast<size_t>(a.out_c));
+      for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((i * 7919) % 13) - 6.0f;
+      for (size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<float>(i % 5);
+      kern::Conv2dKernel first(a, w.data(), bias.data(), kern::Epilogue::relu, isa);
+      kern::ConvShape b = a;
+      b.batch = 2, b.in_h = 14, b.in_w = 7, b.out_h = 7, b.out_w = 4;
+      kern::Conv2dKernel shared(b, first);
+      kern::Conv2dKernel fresh(b, w.data(), bias.data(), kern::Epilogue::relu, isa);
+      std::vector<float> in(static_cast<size_t>(b.batch * b.in_h * b.in_w * b.in_c));
+      for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>((i * 104729) % 17) - 8.0f;
+      const size_t n_out = static_cast<size_t>(b.batch * b.out_h * b.out_w * b.out_c);
+      std::vector<float> o1(n_out, std::numeric_limits<float>::quiet_NaN()), o2 = o1;
+      shared.run(in.data(), o1.data(), nullptr);
+      fresh.run(in.data(), o2.data(), nullptr);
+      ASSERT_EQ(std::memcmp(o1.data(), o2.data(), n_out * sizeof(float)), 0) << pfv::isa_name(isa) << " g" << groups;
+      EXPECT_EQ(shared.description(), fresh.description());
+      kern::ConvShape other = b;
+      other.kernel_h = other.kernel_w = 1, other.pad_h = other.pad_w = 0, other.out_h = 7, other.out_w = 4;
+      EXPECT_THROW(kern::Conv2dKernel(other, first), pfv::InvalidArgument);
+    }
+  }
+}
