@@ -53,10 +53,49 @@ __m256i tail_mask(size_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// Four vectors in lockstep, step by step: the same arithmetic per element as
+// the one-vector functions above (bit-identical results), but four
+// independent dependency chains in flight. One vector at a time, the chain
+// (about 60 cycles) outruns Zen 2's small FP scheduler and the loop ran at
+// about 18 cycles per vector; in lockstep it measured about 13.
+#define PFV_X4 _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j)
+void sigmoid_x4_avx2(__m256* x, __m256* out) {
+  __m256 t[4], n[4], r[4], p[4];
+  PFV_X4 t[j] = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), x[j]), _mm256_set1_ps(-104.0f)),
+                              _mm256_set1_ps(89.0f));
+  PFV_X4 n[j] = _mm256_round_ps(_mm256_mul_ps(t[j], _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  PFV_X4 r[j] = _mm256_fnmadd_ps(n[j], _mm256_set1_ps(0.693359375f), t[j]);
+  PFV_X4 r[j] = _mm256_fnmadd_ps(n[j], _mm256_set1_ps(-2.12194440e-4f), r[j]);
+  PFV_X4 p[j] = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[j], _mm256_set1_ps(1.3981999507e-3f));
+  PFV_X4 p[j] = _mm256_fmadd_ps(p[j], r[j], _mm256_set1_ps(8.3334519073e-3f));
+  PFV_X4 p[j] = _mm256_fmadd_ps(p[j], r[j], _mm256_set1_ps(4.1665795894e-2f));
+  PFV_X4 p[j] = _mm256_fmadd_ps(p[j], r[j], _mm256_set1_ps(1.6666665459e-1f));
+  PFV_X4 p[j] = _mm256_fmadd_ps(p[j], r[j], _mm256_set1_ps(5.0000001201e-1f));
+  PFV_X4 p[j] = _mm256_fmadd_ps(p[j], _mm256_mul_ps(r[j], r[j]), _mm256_add_ps(r[j], _mm256_set1_ps(1.0f)));
+  PFV_X4 {
+    const __m256i ni = _mm256_cvtps_epi32(n[j]);
+    const __m256i n1 = _mm256_srai_epi32(ni, 1);
+    const __m256i n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    p[j] = _mm256_mul_ps(_mm256_mul_ps(p[j], s1), s2);
+  }
+  PFV_X4 p[j] = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), p[j]));
+  PFV_X4 out[j] = _mm256_blendv_ps(p[j], x[j], _mm256_cmp_ps(x[j], x[j], _CMP_UNORD_Q));
+}
+
 }  // namespace
 
 void vsilu_f32__avx2(size_t n, float* x) {
   size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 v[4], s[4];
+    PFV_X4 v[j] = _mm256_loadu_ps(x + i + 8 * j);
+    sigmoid_x4_avx2(v, s);
+    PFV_X4 _mm256_storeu_ps(x + i + 8 * j, _mm256_mul_ps(v[j], s[j]));
+  }
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, silu_avx2(_mm256_loadu_ps(x + i)));
   if (i < n) {
     const __m256i m = tail_mask(n - i);
@@ -66,6 +105,12 @@ void vsilu_f32__avx2(size_t n, float* x) {
 
 void vsigmoid_f32__avx2(size_t n, float* x) {
   size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 v[4], s[4];
+    PFV_X4 v[j] = _mm256_loadu_ps(x + i + 8 * j);
+    sigmoid_x4_avx2(v, s);
+    PFV_X4 _mm256_storeu_ps(x + i + 8 * j, s[j]);
+  }
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, sigmoid_avx2(_mm256_loadu_ps(x + i)));
   if (i < n) {
     const __m256i m = tail_mask(n - i);
