@@ -325,41 +325,17 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
     if (auto* conv = dynamic_cast<const nn::Conv2d*>(l)) {
       const auto& o = conv->options();
       const Value& in = values_[static_cast<size_t>(resolve(node.inputs[0]))];
-      const int64_t cout = o.out_channels_;
-      const Tensor& w = weight(node, "weight");
-      const int64_t wsize = w.numel();
-      std::vector<float> wf(w.data_f32(), w.data_f32() + wsize);
-      std::vector<float> bias(static_cast<size_t>(cout), 0.0f);
-      bool has_bias = o.bias_;
-      if (o.bias_) {
-        const Tensor& b = weight(node, "bias");
-        std::copy(b.data_f32(), b.data_f32() + cout, bias.begin());
-      }
+      // What fuses into this convolution: a BatchNorm, then a residual add, then an activation.
       std::string label = node.path.empty() ? "(model)" : node.path;
       int cur = v;
-      // BatchNorm folding: W' = W * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
+      const nn::BatchNorm2d* bn = nullptr;
+      const Node* bnode = nullptr;
       int next = sole_consumer(cur);
-      if (next > 0) {
-        if (auto* bn = dynamic_cast<const nn::BatchNorm2d*>(layer_of(next))) {
-          const Node& bnode = node_of(next);
-          const float* g = weight(bnode, "weight").data_f32();
-          const float* beta = weight(bnode, "bias").data_f32();
-          const float* mean = weight(bnode, "running_mean").data_f32();
-          const float* var = weight(bnode, "running_var").data_f32();
-          const int64_t per = wsize / cout;
-          for (int64_t c = 0; c < cout; ++c) {
-            const double s = static_cast<double>(g[c]) / std::sqrt(static_cast<double>(var[c]) + bn->eps());
-            for (int64_t i = 0; i < per; ++i)
-              wf[static_cast<size_t>(c * per + i)] = static_cast<float>(wf[static_cast<size_t>(c * per + i)] * s);
-            bias[static_cast<size_t>(c)] =
-                static_cast<float>((static_cast<double>(bias[static_cast<size_t>(c)]) - mean[c]) * s + beta[c]);
-          }
-          has_bias = true;
-          absorbed[static_cast<size_t>(next)] = 1;
-          label += act_suffix(label, bnode.path);
-          cur = next;
-          at = next;
-        }
+      if (next > 0 && (bn = dynamic_cast<const nn::BatchNorm2d*>(layer_of(next)))) {
+        bnode = &node_of(next);
+        absorbed[static_cast<size_t>(next)] = 1;
+        label += act_suffix(label, bnode->path);
+        cur = at = next;
       }
       int residual = -1;
       next = sole_consumer(cur);
@@ -370,8 +346,7 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
           residual = a == cur ? b : a;
           absorbed[static_cast<size_t>(next)] = 1;
           label += "+add";
-          cur = next;
-          at = next;
+          cur = at = next;
         }
       }
       Epilogue ep = Epilogue::none;
@@ -381,8 +356,7 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
           ep = epilogue_of(act->kind());
           absorbed[static_cast<size_t>(next)] = 1;
           label += std::string("+") + act_name(act->kind());
-          cur = next;
-          at = next;
+          cur = at = next;
         }
       }
       kernels::ConvShape cs;
@@ -398,8 +372,33 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
       auto d = donor_steps.find(std::to_string(cur) + "|" + label);
       const auto* dconv = d != donor_steps.end() ? dynamic_cast<const ConvStep*>(d->second) : nullptr;
       if (dconv && dconv->has_residual == (residual >= 0)) {
-        s->k = std::make_unique<kernels::Conv2dKernel>(cs, *dconv->k);
+        s->k = std::make_unique<kernels::Conv2dKernel>(cs, *dconv->k);  // packed weights already folded
       } else {
+        const int64_t cout = o.out_channels_;
+        const Tensor& w = weight(node, "weight");
+        const int64_t wsize = w.numel();
+        std::vector<float> wf(w.data_f32(), w.data_f32() + wsize);
+        std::vector<float> bias(static_cast<size_t>(cout), 0.0f);
+        if (o.bias_) {
+          const Tensor& b = weight(node, "bias");
+          std::copy(b.data_f32(), b.data_f32() + cout, bias.begin());
+        }
+        if (bn) {
+          // BatchNorm folding: W' = W * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
+          const float* g = weight(*bnode, "weight").data_f32();
+          const float* beta = weight(*bnode, "bias").data_f32();
+          const float* mean = weight(*bnode, "running_mean").data_f32();
+          const float* var = weight(*bnode, "running_var").data_f32();
+          const int64_t per = wsize / cout;
+          for (int64_t c = 0; c < cout; ++c) {
+            const double sc = static_cast<double>(g[c]) / std::sqrt(static_cast<double>(var[c]) + bn->eps());
+            for (int64_t i = 0; i < per; ++i)
+              wf[static_cast<size_t>(c * per + i)] = static_cast<float>(wf[static_cast<size_t>(c * per + i)] * sc);
+            bias[static_cast<size_t>(c)] =
+                static_cast<float>((static_cast<double>(bias[static_cast<size_t>(c)]) - mean[c]) * sc + beta[c]);
+          }
+        }
+        const bool has_bias = o.bias_ || bn != nullptr;
         s->k = std::make_unique<kernels::Conv2dKernel>(cs, wf.data(), has_bias ? bias.data() : nullptr, ep, isa);
       }
       s->has_residual = residual >= 0;
