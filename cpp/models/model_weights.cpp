@@ -284,42 +284,52 @@ LoadResult Model::load_state_dict(const std::vector<std::pair<std::string, Tenso
 
 // ---------------------------------------------------------------- running
 
+namespace {
+std::string cache_key(const TensorSpec& input, Isa isa, bool features) {
+  return shape_to_string(input.shape()) + '|' + isa_name(isa) + '|' + (features ? "features" : "forward");
+}
+}  // namespace
+
+std::shared_ptr<const Executable> Model::cached_executable(const TensorSpec& input, bool features) const {
+  auto g = graph();
+  const std::string key = cache_key(input, active_isa(), features);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cache_.find(key);
+  if (it == cache_.end() || it->second.graph != g || it->second.weights != weights_) return nullptr;
+  it->second.last_used = ++clock_;
+  return it->second.exe;
+}
+
 std::shared_ptr<const Executable> Model::executable(const TensorSpec& input, bool features) const {
+  if (auto exe = cached_executable(input, features)) return exe;
   auto g = graph();
   const Isa isa = active_isa();
   require_weights();  // weights never go back to missing once complete
   std::lock_guard<std::mutex> lock(mu_);
-  std::ostringstream key;
-  key << shape_to_string(input.shape()) << '|' << isa_name(isa) << '|' << features << '|' << g.get() << '|'
-      << weights_.get();
-  auto it = cache_.find(key.str());
-  if (it != cache_.end()) {
-    it->second.last_used = ++clock_;
+  const std::string key = cache_key(input, isa, features);
+  auto it = cache_.find(key);
+  if (it != cache_.end() && it->second.graph == g && it->second.weights == weights_) {
+    it->second.last_used = ++clock_;  // compiled by another thread meanwhile
     return it->second.exe;
   }
   // Another shape of the same graph, weights and tier lends its packed weights:
   // every cached shape then costs only its activation arena.
   const Executable* donor = nullptr;
-  const std::string same = std::string("|") + isa_name(isa) + '|';
-  std::ostringstream tail;
-  tail << '|' << g.get() << '|' << weights_.get();
   for (const auto& e : cache_) {
-    const std::string& k = e.first;
-    if (k.find(same) != std::string::npos && k.size() >= tail.str().size() &&
-        k.compare(k.size() - tail.str().size(), tail.str().size(), tail.str()) == 0) {
+    if (e.second.exe->isa() == isa && e.second.graph == g && e.second.weights == weights_) {
       donor = e.second.exe.get();
       break;
     }
   }
   auto exe = std::make_shared<const Executable>(*g, *weights_, input, features, isa, donor);
   // Keep the 8 most recently used shapes.
-  if (cache_.size() >= 8) {
+  if (cache_.size() >= 8 && cache_.find(key) == cache_.end()) {
     auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
       return a.second.last_used < b.second.last_used;
     });
     cache_.erase(oldest);
   }
-  cache_[key.str()] = CacheEntry{exe, ++clock_};
+  cache_[key] = CacheEntry{exe, g, weights_, ++clock_};
   return exe;
 }
 
@@ -333,9 +343,11 @@ void check_view(const InputView& in) {
 }  // namespace
 
 Tensor Model::forward(const InputView& input) const {
-  const TensorSpec spec(input.shape, DType::float32);
-  const TensorSpec out = get_output_spec(spec);
   check_view(input);
+  const TensorSpec spec(input.shape, DType::float32);
+  // Fast path: a shape compiled before was checked then.
+  if (auto exe = cached_executable(spec, false)) return exe->run(input)[0];
+  const TensorSpec out = get_output_spec(spec);
   if (out.numel() == 0 || spec.numel() == 0) {
     require_weights();  // same error as a non-empty batch
     return Tensor(out);
@@ -344,9 +356,10 @@ Tensor Model::forward(const InputView& input) const {
 }
 
 std::vector<Tensor> Model::forward_features(const InputView& input) const {
-  const TensorSpec spec(input.shape, DType::float32);
-  const auto specs = forward_features(spec);
   check_view(input);
+  const TensorSpec spec(input.shape, DType::float32);
+  if (auto exe = cached_executable(spec, true)) return exe->run(input);
+  const auto specs = forward_features(spec);
   if (spec.numel() == 0) {
     require_weights();
     std::vector<Tensor> out;

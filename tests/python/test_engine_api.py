@@ -504,3 +504,15 @@ def test_other_input_shapes_share_packed_weights():
     fresh.load_state_dict(m.state_dict())
     for x, y in zip(xs, ys):
         assert np.array_equal(fresh(x), y)
+
+
+def test_removing_the_head_after_running_recompiles():
+    m = models.resnet18(num_classes=10)
+    m.init_weights(4)
+    x = np.random.default_rng(4).standard_normal((1, 3, 64, 64), dtype=np.float32)
+    assert m(x).shape == (1, 10)  # compiled and cached for this shape
+    last = m.forward_features(x)[-1]
+    m.remove_fc()
+    y = m(x)  # same shape, new graph: must not reuse the cached executable
+    assert y.shape == (1, 512, 2, 2)
+    assert np.array_equal(y, last)

@@ -148,7 +148,10 @@ class Model : public nn::Module {
   using WeightMap = std::unordered_map<std::string, Tensor>;
   std::shared_ptr<const WeightMap> weights() const;
   void require_weights() const;
+  /// The compiled executable for `input` (compiling and caching it if needed).
   std::shared_ptr<const Executable> executable(const TensorSpec& input, bool features) const;
+  /// The cached executable for `input`, or null (no validation, no compile).
+  std::shared_ptr<const Executable> cached_executable(const TensorSpec& input, bool features) const;
 
   std::shared_ptr<const Graph> graph_;
   std::string name_;
@@ -156,6 +159,10 @@ class Model : public nn::Module {
   std::shared_ptr<const WeightMap> weights_;
   struct CacheEntry {
     std::shared_ptr<const Executable> exe;
+    // Compiled from this graph snapshot and these weights (held, so that a
+    // later snapshot can never reuse their addresses while the entry lives).
+    std::shared_ptr<const Graph> graph;
+    std::shared_ptr<const void> weights;
     uint64_t last_used = 0;
   };
   mutable std::map<std::string, CacheEntry> cache_;
