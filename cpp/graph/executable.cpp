@@ -203,10 +203,9 @@ struct FlattenStep : Executable::Step {
   }
 };
 
-std::string act_suffix(const std::string& base, const std::string& path) {
-  // "layer1.0.conv1" + "layer1.0.bn1" -> "+bn1"
+// "+bn1" for the fused node "layer1.0.bn1": the last component of its path.
+std::string fused_suffix(const std::string& path) {
   const auto dot = path.rfind('.');
-  (void)base;
   return "+" + (dot == std::string::npos ? path : path.substr(dot + 1));
 }
 
@@ -334,7 +333,7 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
       if (next > 0 && (bn = dynamic_cast<const nn::BatchNorm2d*>(layer_of(next)))) {
         bnode = &node_of(next);
         absorbed[static_cast<size_t>(next)] = 1;
-        label += act_suffix(label, bnode->path);
+        label += fused_suffix(bnode->path);
         cur = at = next;
       }
       int residual = -1;
@@ -490,11 +489,10 @@ Executable::Executable(const Graph& graph, const std::unordered_map<std::string,
       s->n = in.n, s->ih = in.h, s->iw = in.w, s->c = in.c, s->oh = out.h, s->ow = out.w;
       s->algo = "adaptive average pool";
       step = std::move(s);
-    } else if (auto* fl = dynamic_cast<const nn::Flatten*>(l)) {
+    } else if (dynamic_cast<const nn::Flatten*>(l)) {
       const Value& in = values_[static_cast<size_t>(resolve(node.inputs[0]))];
       if (in.shape.size() != 4 || out.shape.size() != 2)
         throw Unsupported("[flatten] " + node.path + ": the engine flattens [N, C, H, W] to [N, C*H*W] only");
-      (void)fl;
       auto s = std::make_unique<FlattenStep>();
       s->n = in.n, s->h = in.h, s->w = in.w, s->c = in.c;
       s->algo = "flatten (NHWC to CHW order)";
