@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "peak.h"
+#include "pyflame_vision/bench.h"
 #include "pyflame_vision/cpu.h"
 #include "shape_list.h"
 
@@ -37,8 +37,6 @@
 #endif
 
 namespace pfv = pyflame_vision;
-namespace kern = pyflame_vision::kernels;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -49,7 +47,7 @@ struct Options {
   std::string filter;
   std::vector<int> threads;
   pfv::Isa isa = pfv::active_isa();
-  kern::Epilogue epilogue = kern::Epilogue::none;
+  std::string epilogue = "none";
   int repeats = 7;
   double min_ms = 2.0;
   bool layers = true;
@@ -63,14 +61,6 @@ std::vector<std::string> split_list(const std::string& s) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
-}
-
-kern::Epilogue parse_epilogue(const std::string& s) {
-  if (s == "none") return kern::Epilogue::none;
-  if (s == "relu") return kern::Epilogue::relu;
-  if (s == "silu") return kern::Epilogue::silu;
-  if (s == "sigmoid") return kern::Epilogue::sigmoid;
-  throw std::runtime_error("--epilogue: expected none, relu, silu or sigmoid, got " + s);
 }
 
 void usage(const char* argv0) {
@@ -104,7 +94,7 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--isa") {
       o.isa = pfv::parse_isa(value());
     } else if (a == "--epilogue") {
-      o.epilogue = parse_epilogue(value());
+      o.epilogue = value();
     } else if (a == "--repeats") {
       o.repeats = std::max(1, std::stoi(value()));
     } else if (a == "--min-ms") {
@@ -127,75 +117,29 @@ Options parse_args(int argc, char** argv) {
   return o;
 }
 
-/// Deterministic values in [-1, 1) (no denormals, no NaN).
-void fill_random(std::vector<float>& v, uint64_t seed, float scale) {
-  uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
-  for (auto& x : v) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    x = (static_cast<float>(s >> 40) / static_cast<float>(1u << 24) * 2.0f - 1.0f) * scale;
-  }
+/// Times one shape through the library's benchmark API (pyflame_vision/bench.h).
+pfv::bench::KernelTiming time_case(const pfv_shapes::LayerCase& c, pfv::Isa isa, int threads, int repeats,
+                                   double min_ms, const std::string& epilogue) {
+  if (c.kind == pfv_shapes::LayerCase::Kind::linear)
+    return pfv::bench::time_gemm(c.rows, c.out_features, c.in_features, isa, threads, repeats, min_ms);
+  const auto& s = c.conv;
+  pfv::bench::ConvCase k;
+  k.batch = s.batch;
+  k.in_h = s.in_h;
+  k.in_w = s.in_w;
+  k.in_c = s.in_c;
+  k.out_c = s.out_c;
+  k.kernel_h = s.kernel_h;
+  k.kernel_w = s.kernel_w;
+  k.stride_h = s.stride_h;
+  k.stride_w = s.stride_w;
+  k.pad_h = s.pad_h;
+  k.pad_w = s.pad_w;
+  k.dilation_h = s.dilation_h;
+  k.dilation_w = s.dilation_w;
+  k.groups = s.groups;
+  return pfv::bench::time_conv2d(k, isa, threads, repeats, min_ms, epilogue);
 }
-
-/// A layer ready to run: kernel plus buffers.
-class Bench {
- public:
-  Bench(const pfv_shapes::LayerCase& c, pfv::Isa isa, kern::Epilogue e) : case_(c) {
-    if (c.kind == pfv_shapes::LayerCase::Kind::linear) {
-      std::vector<float> w(static_cast<size_t>(c.in_features * c.out_features)),
-          b(static_cast<size_t>(c.out_features));
-      fill_random(w, 1, 1.0f / std::sqrt(static_cast<float>(c.in_features)));
-      fill_random(b, 2, 0.1f);
-      linear_ = std::make_unique<kern::LinearKernel>(c.in_features, c.out_features, w.data(), b.data(), e, isa);
-      in_.resize(static_cast<size_t>(c.rows * c.in_features));
-      out_.resize(static_cast<size_t>(c.rows * c.out_features));
-    } else {
-      const auto& s = c.conv;
-      const int64_t k = (s.in_c / s.groups) * s.kernel_h * s.kernel_w;
-      std::vector<float> w(static_cast<size_t>(s.out_c * k)), b(static_cast<size_t>(s.out_c));
-      fill_random(w, 1, 1.0f / std::sqrt(static_cast<float>(k)));
-      fill_random(b, 2, 0.1f);
-      conv_ = std::make_unique<kern::Conv2dKernel>(s, w.data(), b.data(), e, isa);
-      in_.resize(static_cast<size_t>(s.batch * s.in_h * s.in_w * s.in_c));
-      out_.resize(static_cast<size_t>(s.batch * s.out_h * s.out_w * s.out_c));
-    }
-    fill_random(in_, 3, 1.0f);
-  }
-  void run() {
-    if (conv_)
-      conv_->run(in_.data(), out_.data(), nullptr);
-    else
-      linear_->run(in_.data(), case_.rows, out_.data());
-  }
-  std::string description() const { return conv_ ? conv_->description() : linear_->description(); }
-
-  /// Median seconds per run.
-  double time(int repeats, double min_ms) {
-    auto t0 = Clock::now();
-    run();  // warm-up (first touch of buffers, pool wake-up)
-    double single = std::chrono::duration<double>(Clock::now() - t0).count();
-    t0 = Clock::now();
-    run();
-    single = std::min(single, std::chrono::duration<double>(Clock::now() - t0).count());
-    const int k = std::max(1, static_cast<int>(std::ceil(min_ms * 1e-3 / std::max(single, 1e-9))));
-    std::vector<double> samples;
-    for (int r = 0; r < repeats; ++r) {
-      const auto s0 = Clock::now();
-      for (int i = 0; i < k; ++i) run();
-      samples.push_back(std::chrono::duration<double>(Clock::now() - s0).count() / k);
-    }
-    std::sort(samples.begin(), samples.end());
-    const size_t n = samples.size();
-    return n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-  }
-
- private:
-  const pfv_shapes::LayerCase& case_;
-  std::unique_ptr<kern::Conv2dKernel> conv_;
-  std::unique_ptr<kern::LinearKernel> linear_;
-  std::vector<float> in_, out_;
-};
 
 /// "/proc/loadavg"'s first three fields, or "n/a": a busy machine explains odd numbers.
 std::string load_average() {
@@ -246,35 +190,35 @@ int main(int argc, char** argv) {
     const int saved_threads = pfv::get_num_threads();
     std::printf("pyflame_vision kernel bench: isa %s (detected %s), epilogue %s, %zu shapes, repeats %d\n",
                 pfv::isa_name(o.isa), pfv::isa_name(pfv::detected_isa()),
-                o.epilogue == kern::Epilogue::none ? "none" : "set", selected.size(), o.repeats);
+                o.epilogue.c_str(), selected.size(), o.repeats);
 
     for (int threads : o.threads) {
       pfv::set_num_threads(threads);
       // Peak: best of several trials before and after the layers, so that a
       // moment of contention from other processes does not lower the denominator.
-      double peak = pfv_bench::fma_peak_gflops(o.isa, threads, 0.2, 5);
+      double peak = pfv::bench::measure_peak_gflops(o.isa, threads, 0.2, 5);
       std::printf("\n== threads %d: measured %s FMA peak %.1f GFLOP/s (load average %s)\n", threads,
-                  pfv::isa_name(pfv_bench::peak_tier(o.isa)), peak, load_average().c_str());
+                  pfv::isa_name(o.isa), peak, load_average().c_str());
       if (o.layers)
         std::printf("%-18s %-46s %-44s %9s %10s %8s %6s\n", "file:line", "shape", "algorithm", "MMAC", "median_us",
                     "GFLOP/s", "%peak");
       std::map<const pfv_shapes::LayerCase*, double> seconds;
       for (const auto* c : selected) {
-        Bench b(*c, o.isa, o.epilogue);
-        const double t = b.time(o.repeats, o.min_ms);
+        const pfv::bench::KernelTiming timing = time_case(*c, o.isa, threads, o.repeats, o.min_ms, o.epilogue);
+        const double t = timing.median_seconds;
         seconds[c] = t;
         const double gflops = 2.0 * static_cast<double>(c->macs()) / t / 1e9;
         if (o.layers)
           std::printf("%-18s %-46s %-44s %9.2f %10.1f %8.1f %5.1f%%\n", family_line(*c).c_str(), c->text.c_str(),
-                      b.description().c_str(), static_cast<double>(c->macs()) / 1e6, t * 1e6, gflops,
+                      timing.algorithm.c_str(), static_cast<double>(c->macs()) / 1e6, t * 1e6, gflops,
                       100.0 * gflops / peak);
         if (csv)
           std::fprintf(csv, "%d,%s,%s,%s,\"%s\",%lld,%.3f,%.3f,%.2f\n", threads, pfv::isa_name(o.isa),
-                       family_line(*c).c_str(), c->text.c_str(), b.description().c_str(),
+                       family_line(*c).c_str(), c->text.c_str(), timing.algorithm.c_str(),
                        static_cast<long long>(c->macs()), t * 1e6, gflops, 100.0 * gflops / peak);
         std::fflush(stdout);
       }
-      const double peak_after = pfv_bench::fma_peak_gflops(o.isa, threads, 0.2, 5);
+      const double peak_after = pfv::bench::measure_peak_gflops(o.isa, threads, 0.2, 5);
       if (peak_after > peak * 1.05 || peak_after < peak * 0.95)
         std::printf("WARNING: the FMA peak changed during the run (%.1f GFLOP/s before the layers, %.1f after): "
                     "other processes compete for the cores and these timings are not reliable\n",

@@ -1,6 +1,6 @@
 // pyflame_vision_peak: this machine's fp32 FMA peak, 1 thread and N threads.
 //
-//   pyflame_vision_peak [--threads 1,2] [--seconds 0.5] [--isa avx2]
+//   pyflame_vision_peak [--threads 1,2] [--seconds 0.5] [--isa scalar|avx2|avx512]
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "peak.h"
+#include "pyflame_vision/bench.h"
 #include "pyflame_vision/cpu.h"
 
 namespace pfv = pyflame_vision;
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       } else if (a == "--isa") {
         tier = pfv::parse_isa(value());
       } else if (a == "--help" || a == "-h") {
-        std::printf("usage: %s [--threads 1,2] [--seconds 0.5] [--isa avx2|avx512]\n", argv[0]);
+        std::printf("usage: %s [--threads 1,2] [--seconds 0.5] [--isa scalar|avx2|avx512]\n", argv[0]);
         return 0;
       } else {
         throw std::runtime_error("unknown argument " + a);
@@ -42,12 +42,12 @@ int main(int argc, char** argv) {
     }
     if (threads.size() == 2 && threads[0] == threads[1]) threads.pop_back();
     std::printf("detected %s; peak loop %s\n", pfv::isa_name(pfv::detected_isa()),
-                pfv::isa_name(pfv_bench::peak_tier(tier)));
+                pfv::isa_name(tier));
     double one = 0.0;
     for (int t : threads) {
-      const double g = pfv_bench::fma_peak_gflops(tier, t, seconds);
+      const double g = pfv::bench::measure_peak_gflops(tier, t, seconds);
       if (t == 1) one = g;
-      std::printf("threads %2d: %8.1f GFLOP/s fp32 FMA peak", t, g);
+      std::printf("threads %2d: %8.1f GFLOP/s fp32 multiply-add peak", t, g);
       if (t > 1 && one > 0) std::printf("  (%.2fx one thread)", g / one);
       std::printf("\n");
     }

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   init_models(m);
   init_transforms(m);
   init_engine(m);
+  init_bench(m);
 }

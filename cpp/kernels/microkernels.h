@@ -25,6 +25,12 @@
 //   w: [ceil(channels/CB)][bias CB][ks][CB], zero padded. Input pointers point
 //   at channel 0 of a pixel (or at a zero buffer of >= channels floats).
 //
+// peak loops: `iters` iterations of independent multiply-add chains on full
+// vectors of the tier; return a checksum so nothing is elided. Flops per
+// iteration: scalar peak_muladd_f32__scalar_flops() (the baseline build's
+// separate multiply and add: 12 SSE2 vectors where available, else 16 floats),
+// avx2 192 (12 ymm FMA chains), avx512 768 (24 zmm FMA chains).
+//
 // vector activations (in place, n floats): silu(x) = x * sigmoid(x),
 // sigmoid(x) = 1 / (1 + exp(-x)); NaN -> NaN.
 #pragma once
@@ -59,6 +65,8 @@ void igemm_f32_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks, const flo
 void dwconv_f32_up4__scalar(size_t channels, size_t npix, size_t ks, const float* const* in, const float* w,
                             float* out, size_t out_stride, const float* res, int relu);
 void vsilu_f32__scalar(size_t n, float* x);
+float peak_muladd_f32__scalar(size_t iters);
+size_t peak_muladd_f32__scalar_flops();
 void vsigmoid_f32__scalar(size_t n, float* x);
 
 // avx2 + fma
@@ -71,6 +79,7 @@ void igemm_f32_6x16g4c4__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const 
 void dwconv_f32_up8__avx2(size_t channels, size_t npix, size_t ks, const float* const* in, const float* w,
                           float* out, size_t out_stride, const float* res, int relu);
 void vsilu_f32__avx2(size_t n, float* x);
+float peak_fma_f32__avx2(size_t iters);
 void vsigmoid_f32__avx2(size_t n, float* x);
 
 // avx512 f/bw/dq/vl
@@ -79,6 +88,7 @@ void igemm_f32_12x32__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const f
 void dwconv_f32_up16__avx512(size_t channels, size_t npix, size_t ks, const float* const* in, const float* w,
                              float* out, size_t out_stride, const float* res, int relu);
 void vsilu_f32__avx512(size_t n, float* x);
+float peak_fma_f32__avx512(size_t iters);
 void vsigmoid_f32__avx512(size_t n, float* x);
 
 struct IgemmUkernel {

@@ -1,19 +1,24 @@
-// AVX2 + FMA3 peak loop. Compiled with -mavx2 -mfma (benchmarks/CMakeLists.txt).
+// AVX2 + FMA3 peak loop (pyflame_vision::bench::measure_peak_gflops).
 //
 // 12 independent accumulators: enough to cover FMA latency x pipes on every
 // AVX2 core (Zen 2: 5 cycles x 2 pipes = 10; Haswell..Ice Lake: 4-5 x 2).
 #include <immintrin.h>
 
-#include <cstdint>
+#include <cstddef>
 
-extern "C" float pfv_peak_loop_avx2(uint64_t iters) {
+#include "../microkernels.h"
+
+namespace pyflame_vision {
+namespace kernels {
+
+float peak_fma_f32__avx2(size_t iters) {
   // acc = acc * a + b converges to b / (1 - a) = 1e-3: no overflow, no denormals.
   const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-6f);
   __m256 c0 = _mm256_set1_ps(0.0f), c1 = _mm256_set1_ps(0.1f), c2 = _mm256_set1_ps(0.2f),
          c3 = _mm256_set1_ps(0.3f), c4 = _mm256_set1_ps(0.4f), c5 = _mm256_set1_ps(0.5f),
          c6 = _mm256_set1_ps(0.6f), c7 = _mm256_set1_ps(0.7f), c8 = _mm256_set1_ps(0.8f),
          c9 = _mm256_set1_ps(0.9f), c10 = _mm256_set1_ps(1.0f), c11 = _mm256_set1_ps(1.1f);
-  for (uint64_t i = 0; i < iters; ++i) {
+  for (size_t i = 0; i < iters; ++i) {
     c0 = _mm256_fmadd_ps(c0, a, b);
     c1 = _mm256_fmadd_ps(c1, a, b);
     c2 = _mm256_fmadd_ps(c2, a, b);
@@ -33,3 +38,6 @@ extern "C" float pfv_peak_loop_avx2(uint64_t iters) {
       _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
   return _mm256_cvtss_f32(s);
 }
+
+}  // namespace kernels
+}  // namespace pyflame_vision
