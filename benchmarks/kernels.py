@@ -1,0 +1,108 @@
+"""Kernel-level benchmarks: GEMM and every convolution layer shape of chosen models.
+
+The shapes come from ``benchmarks/shapes/*.txt``, the same files the C++ kernel
+tests read (tests/cpp/test_kernels_shapes.cpp); timings come from the library
+itself (``pyflame_vision._core.bench``, i.e. pyflame_vision/bench.h), so these are
+the kernels the engine runs, with weights packed once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+SHAPES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes")
+FAMILIES = ["resnet", "resnext", "wide_resnet", "efficientnet", "dilated"]
+
+# Square GEMMs, then the classifier heads (batch 1 and 8) of resnet50 and efficientnet_b0.
+GEMMS = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
+         (1, 1000, 2048), (8, 1000, 2048), (1, 1000, 1280), (8, 1000, 1280)]
+
+
+@dataclass
+class LayerCase:
+    family: str
+    line: int
+    kind: str                  # "conv" or "linear"
+    dims: list[int]            # conv: N H W C_in C_out KH KW SH SW PH PW DH DW G; linear: ROWS IN OUT
+    users: dict[str, list[str]] = field(default_factory=dict)   # model -> module names with this shape
+
+    @property
+    def text(self) -> str:
+        return self.kind + " " + " ".join(map(str, self.dims))
+
+    @property
+    def macs(self) -> int:
+        if self.kind == "linear":
+            rows, fin, fout = self.dims
+            return rows * fin * fout
+        n, h, w, cin, cout, kh, kw, sh, sw, ph, pw, dh, dw, g = self.dims
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        return n * oh * ow * cout * (cin // g) * kh * kw
+
+
+def load_cases(families: list[str] = FAMILIES) -> list[LayerCase]:
+    cases = []
+    for fam in families:
+        path = os.path.join(SHAPES_DIR, fam + ".txt")
+        with open(path) as f:
+            for lineno, raw in enumerate(f, 1):
+                body, _, comment = raw.partition("#")
+                parts = body.split()
+                if not parts:
+                    continue
+                kind, dims = parts[0], [int(p) for p in parts[1:]]
+                if (kind, len(dims)) not in (("conv", 14), ("linear", 3)):
+                    raise ValueError(f"{path}:{lineno}: expected 'conv' + 14 integers or 'linear' + 3, got {raw!r}")
+                users: dict[str, list[str]] = {}
+                comment = comment.strip()
+                if comment.startswith("models:"):
+                    for item in comment[len("models:"):].split():
+                        model, _, names = item.partition(":")
+                        users.setdefault(model, []).extend(n for n in names.split(",") if n)
+                cases.append(LayerCase(fam, lineno, kind, dims, users))
+    return cases
+
+
+def run(models: list[str], threads_list: list[int], peaks: dict[int, float], isa: str, repeats: int,
+        log=print) -> dict:
+    """Times every conv/linear shape used by `models` and the GEMM list at each thread count."""
+    from pyflame_vision._core import bench
+
+    cases = [c for c in load_cases() if any(m in c.users for m in models)]
+    out: dict = {"models": models, "isa": isa, "repeats": repeats, "layers": [], "gemm": [], "totals": []}
+    for t in threads_list:
+        peak = peaks[t]
+        log(f"  kernels, {t} thread(s): {len(GEMMS)} GEMMs, {len(cases)} layer shapes")
+        for m, n, k in GEMMS:
+            r = bench.time_gemm(m, n, k, isa=isa, threads=t, repeats=repeats)
+            g = 2 * r["macs"] / r["median_seconds"] / 1e9
+            out["gemm"].append({"threads": t, "m": m, "n": n, "k": k, "median_us": r["median_seconds"] * 1e6,
+                                "gflops": g, "pct_peak": 100 * g / peak, "algorithm": r["algorithm"]})
+        seconds = {}
+        for c in cases:
+            if c.kind == "conv":
+                r = bench.time_conv2d(c.dims, isa=isa, threads=t, repeats=repeats)
+            else:
+                rows, fin, fout = c.dims
+                r = bench.time_gemm(rows, fout, fin, isa=isa, threads=t, repeats=repeats)
+            seconds[id(c)] = r["median_seconds"]
+            g = 2 * c.macs / r["median_seconds"] / 1e9
+            out["layers"].append({"threads": t, "shape": c.text, "where": f"{c.family}.txt:{c.line}",
+                                  "used_by": {m: c.users[m] for m in models if m in c.users},
+                                  "macs": c.macs, "median_us": r["median_seconds"] * 1e6, "gflops": g,
+                                  "pct_peak": 100 * g / peak, "algorithm": r["algorithm"]})
+        for m in models:
+            macs = secs = layers = 0
+            for c in cases:
+                cnt = len(c.users.get(m, []))
+                if cnt:
+                    layers += cnt
+                    macs += cnt * c.macs
+                    secs += cnt * seconds[id(c)]
+            if layers:
+                g = 2 * macs / secs / 1e9
+                out["totals"].append({"threads": t, "model": m, "layers": layers, "gmacs": macs / 1e9,
+                                      "ms": secs * 1e3, "gflops": g, "pct_peak": 100 * g / peak})
+    return out
