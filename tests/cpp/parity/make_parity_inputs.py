@@ -18,7 +18,11 @@ from safetensors.numpy import save_file
 import pyflame_vision
 import pyflame_vision.models as models
 
-CASES = [("resnet18", [2, 3, 64, 80], 1), ("resnext50_32x4d", [1, 3, 64, 64], 2), ("efficientnet_b0", [2, 3, 72, 64], 3)]
+CASES = [
+    ("resnet18", [2, 3, 64, 80], 1),
+    ("resnext50_32x4d", [1, 3, 64, 64], 2),
+    ("efficientnet_b0", [2, 3, 72, 64], 3),
+]
 
 
 def main(out: Path) -> int:
