@@ -23,6 +23,16 @@ InputView InputView::of(const Tensor& t) {
   return v;
 }
 
+InputView InputView::contiguous(const float* data, Shape shape) {
+  shape_numel(shape);  // rejects negative dimensions and overflow
+  InputView v;
+  v.data = data;
+  v.strides.assign(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;) v.strides[i - 1] = v.strides[i] * shape[i];
+  v.shape = std::move(shape);
+  return v;
+}
+
 namespace {
 
 // xoshiro256** seeded through splitmix64: the same stream on every platform
@@ -88,6 +98,38 @@ std::string join_quoted(const std::vector<std::string>& v) {
   return s;
 }
 
+// IEEE binary16 -> float (exact: every half is a float).
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
+  if (exp == 0x1F) {
+    bits = sign | 0x7F800000u | (mant << 13);  // inf / nan
+  } else if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;  // +-0
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        mant <<= 1;
+        ++e;
+      } while (!(mant & 0x400u));
+      bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3FFu) << 13);
+    }
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float bfloat16_to_float(uint16_t b) {
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
 // Converts `src` to `dtype` (float32 or int64) from any float or integer dtype.
 bool convert(const Tensor& src, DType dtype, Tensor& out) {
   const int64_t n = src.numel();
@@ -108,6 +150,10 @@ bool convert(const Tensor& src, DType dtype, Tensor& out) {
     case DType::int64: fill([&](int64_t i) { return static_cast<const int64_t*>(p)[i]; }); break;
     case DType::int32: fill([&](int64_t i) { return static_cast<const int32_t*>(p)[i]; }); break;
     case DType::uint8: fill([&](int64_t i) { return static_cast<const uint8_t*>(p)[i]; }); break;
+    case DType::float16: fill([&](int64_t i) { return half_to_float(static_cast<const uint16_t*>(p)[i]); }); break;
+    case DType::bfloat16:
+      fill([&](int64_t i) { return bfloat16_to_float(static_cast<const uint16_t*>(p)[i]); });
+      break;
     default: return false;
   }
   out = std::move(t);
@@ -353,6 +399,25 @@ Tensor Model::forward(const InputView& input) const {
     return Tensor(out);
   }
   return executable(spec, false)->run(input)[0];
+}
+
+namespace {
+const Tensor& require_f32(const Tensor& t, const char* fn) {
+  if (!t.defined()) throw InvalidArgument(std::string(fn) + ": the input tensor is undefined");
+  if (t.dtype() != DType::float32)
+    throw TypeError(std::string("[input] expected a float32 input, got ") + dtype_name(t.dtype()));
+  return t;
+}
+}  // namespace
+
+Tensor Model::forward(const Tensor& input) const { return forward(InputView::of(require_f32(input, "forward"))); }
+
+Tensor Model::forward(const float* data, const Shape& shape) const {
+  return forward(InputView::contiguous(data, shape));
+}
+
+std::vector<Tensor> Model::forward_features(const Tensor& input) const {
+  return forward_features(InputView::of(require_f32(input, "forward_features")));
 }
 
 std::vector<Tensor> Model::forward_features(const InputView& input) const {

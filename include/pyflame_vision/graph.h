@@ -7,7 +7,9 @@
 // flatten) carry the path of the block that emitted them.
 //
 // Shape inference (`infer`) is pure: it runs no kernel, allocates no tensor
-// memory, and may be called from many threads at once.
+// memory, and may be called from many threads at once. A Graph shares
+// ownership of its layers; Model::graph() hands out immutable snapshots.
+// GraphBuilder is single-threaded scratch state used while lowering.
 #pragma once
 
 #include <memory>

@@ -4,7 +4,11 @@
 // bytes in row-major (C) order. Copying a Tensor shares the buffer (like
 // torch.Tensor); use clone() for an independent copy. The library never
 // writes into a Tensor it has handed out or received, so tensors shared
-// between threads are safe to read concurrently.
+// between threads are safe to read concurrently. Writing through data_f32() /
+// raw_data() while another thread reads the same storage is the caller's race.
+//
+// Layout: row-major, so a [N, C, H, W] tensor's element (n, c, h, w) is at
+// ((n * C + c) * H + h) * W + w. Multi-byte elements are in host byte order.
 #pragma once
 
 #include <cstdint>
@@ -20,25 +24,34 @@ class Tensor {
   Tensor() = default;
   /// Allocates a zero-filled tensor. Throws std::bad_alloc when memory runs out.
   explicit Tensor(TensorSpec spec);
-  /// Allocates a tensor and copies spec.nbytes() bytes from `data`.
+  /// Allocates a tensor and copies spec.nbytes() bytes from `data` (row-major,
+  /// owned by the caller, only read during the call).
   static Tensor from_data(TensorSpec spec, const void* data);
 
+  /// False for a default-constructed tensor (no storage); every accessor below
+  /// except spec()/shape()/dtype()/numel()/nbytes() then returns null.
   bool defined() const { return static_cast<bool>(buf_); }
   const TensorSpec& spec() const { return spec_; }
+  /// Dimensions, e.g. [N, C, H, W] for activations.
   const Shape& shape() const { return spec_.shape(); }
   DType dtype() const { return spec_.dtype(); }
+  /// Number of elements (product of the shape; 1 for a 0-d tensor).
   int64_t numel() const { return spec_.numel(); }
+  /// Size of the data in bytes (numel * itemsize).
   int64_t nbytes() const { return spec_.nbytes(); }
 
+  /// The first byte of the data (64-byte aligned); valid while any Tensor
+  /// sharing this storage lives.
   void* raw_data() { return buf_.get(); }
   const void* raw_data() const { return buf_.get(); }
-  /// Typed access; throws TypeError if the dtype is not float32 / int64.
+  /// Typed access, same lifetime as raw_data(); throws TypeError if the dtype
+  /// is not float32 / int64.
   float* data_f32();
   const float* data_f32() const;
   int64_t* data_i64();
   const int64_t* data_i64() const;
 
-  /// A deep copy.
+  /// A deep copy with its own storage.
   Tensor clone() const;
   /// The shared storage (for bindings that hand the buffer to NumPy without a copy).
   const std::shared_ptr<void>& storage() const { return buf_; }

@@ -1,8 +1,11 @@
 // pyflame_vision/transforms.h - torchvision-style preprocessing transforms.
 //
 // Shape semantics follow torchvision.transforms on tensors of shape
-// [..., C, H, W]: Resize, CenterCrop, Normalize, Compose. get_output_shape is
-// pure and thread-safe. Constructors throw InvalidArgument for bad options;
+// [..., C, H, W]: Resize, CenterCrop, Normalize, Compose. These compute shapes
+// only (no pixel operations yet; examples/cpp/classify.cpp shows a complete
+// preprocessing written out). get_output_shape is pure and thread-safe;
+// transforms are immutable after construction and may be shared between
+// threads. Constructors throw InvalidArgument for bad options;
 // get_output_shape throws ShapeError for inputs the transform cannot take.
 #pragma once
 
@@ -19,6 +22,7 @@ namespace transforms {
 class Transform {
  public:
   virtual ~Transform() = default;
+  /// The shape this transform produces for a [..., C, H, W] input shape.
   virtual Shape get_output_shape(const Shape& input) const = 0;
   /// torchvision's repr, e.g. "Resize(size=256, ...)".
   virtual std::string repr() const = 0;
@@ -73,7 +77,8 @@ class Normalize : public Transform {
   bool inplace_;
 };
 
-/// torchvision.transforms.Compose: applies transforms in order.
+/// torchvision.transforms.Compose: applies transforms in order (shares
+/// ownership of them).
 class Compose : public Transform {
  public:
   explicit Compose(std::vector<std::shared_ptr<const Transform>> transforms);

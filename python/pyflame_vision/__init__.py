@@ -3,7 +3,8 @@
 Models are defined once in C++ (``pyflame_vision._core``); this package adds the
 torchvision-style factories (:mod:`pyflame_vision.models`), preprocessing
 transforms (:mod:`pyflame_vision.transforms`), weight files (``save_weights`` /
-``load_weights``) and the ``pyflame-vision`` command. Models run on float32
+``load_weights``) and the ``pyflame-vision`` command. Wheels also ship the C++
+SDK (headers, static library, CMake package): see :func:`get_cmake_dir`. Models run on float32
 NumPy arrays with the library's own CPU kernels.
 """
 
@@ -27,6 +28,7 @@ from pyflame_vision._core import (
     set_max_isa,
     set_num_threads,
 )
+from pyflame_vision._sdk import SdkNotFoundError, get_cmake_dir, get_include
 from pyflame_vision.io import load_weights, save_weights
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Parameter",
     "PyflameVisionError",
     "ShapeError",
+    "SdkNotFoundError",
     "ShapeOverflowError",
     "Summary",
     "TensorSpec",
@@ -44,6 +47,8 @@ __all__ = [
     "__version__",
     "active_isa",
     "detected_isa",
+    "get_cmake_dir",
+    "get_include",
     "get_num_threads",
     "load_weights",
     "models",

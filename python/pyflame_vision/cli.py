@@ -1,4 +1,8 @@
-"""The ``pyflame-vision`` command."""
+"""The ``pyflame-vision`` command (also ``python -m pyflame_vision``).
+
+``--cmake-dir`` / ``--include-dir`` print where the wheel's C++ SDK is, for
+``cmake -Dpyflame_vision_DIR="$(python -m pyflame_vision --cmake-dir)"``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import time
 import numpy as np
 
 import pyflame_vision
-from pyflame_vision import PyflameVisionError, __version__, models
+from pyflame_vision import PyflameVisionError, __version__, get_cmake_dir, get_include, models
 
 
 def _parse_shape(text: str) -> list[int]:
@@ -27,12 +31,32 @@ def _build(name: str, num_classes: int) -> models.Model:
     return models.get_model(name, num_classes=num_classes)
 
 
+class _PrintPath(argparse.Action):
+    """--cmake-dir / --include-dir: print a C++ SDK directory and exit (as --version does)."""
+
+    def __init__(self, option_strings, dest, getter, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.getter = getter
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            path = self.getter()
+        except FileNotFoundError as exc:
+            parser.exit(1, f"{parser.prog}: error: {exc}\n")
+        print(path)
+        parser.exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pyflame-vision",
         description="torchvision-compatible vision models for the CPU, without PyTorch.",
     )
     parser.add_argument("--version", action="version", version=f"pyflame-vision {__version__}")
+    parser.add_argument("--cmake-dir", action=_PrintPath, getter=get_cmake_dir,
+                        help="print the directory of the C++ CMake package (for -Dpyflame_vision_DIR=...) and exit")
+    parser.add_argument("--include-dir", action=_PrintPath, getter=get_include,
+                        help="print the directory of the C++ headers and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_list = sub.add_parser("list", help="list the available models")

@@ -41,6 +41,9 @@ class EfficientNet : public Model {
   /// features. Idempotent.
   void remove_classifier();
   bool has_classifier() const;
+  /// remove_classifier().
+  void remove_head() override { remove_classifier(); }
+  bool has_head() const override { return has_classifier(); }
   int64_t num_features() const override { return last_channels_; }
   Shape default_input_shape() const override { return {1, 3, resolution_, resolution_}; }
 

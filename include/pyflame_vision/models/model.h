@@ -1,23 +1,37 @@
 // pyflame_vision/models/model.h - common base of every model.
 //
-// A Model is the root of a module tree plus the Graph it lowers to. Shape
-// functions (get_output_shape, forward_features, summary) only run shape
-// inference: nothing is allocated or computed. They are const and safe to
-// call from many threads at once; mutating calls (remove_fc,
-// remove_classifier) must happen before multi-threaded use.
+// A Model is the root of a module tree plus the Graph it lowers to. Models are
+// created by the factories in models/registry.h (resnet50(num_classes), ...)
+// and held by std::shared_ptr; the caller owns them.
+//
+// Layout and units: inputs and feature maps are float32 [N, C, H, W] (batch,
+// channels, height, width) in row-major order; classifier outputs are float32
+// [N, num_classes] logits (no softmax). Shapes are int64 element counts.
+//
+// Shape functions (get_output_shape, forward_features on a TensorSpec,
+// summary) only run shape inference: nothing is allocated or computed.
 //
 // Weights: a model starts without weights. init_weights(seed) fills them with
 // torchvision's initialisation schemes; load_state_dict() takes torchvision's
-// state-dict keys. Weights are an immutable snapshot swapped atomically, so a
-// forward that is running keeps the weights it started with, and a failed load
-// leaves the previous weights untouched.
+// state-dict keys (load_weights() in io.h reads them from a .safetensors
+// file). Weights are an immutable snapshot swapped atomically, so a forward
+// that is running keeps the weights it started with, and a failed load leaves
+// the previous weights untouched.
 //
 // Running: forward() and forward_features() take a float32 [N, C, H, W] array
 // (any strides), compile the model for that input shape once (BatchNorm folded
 // into convolutions, activations and residual adds fused, weights packed for
-// the active instruction-set tier) and cache the result. They are const and
-// may be called from many threads at once; results are bit-identical whatever
-// the number of threads.
+// the active instruction-set tier) and cache the result (the 8 most recently
+// used shapes). Compute uses the process-wide thread pool (set_num_threads in
+// cpu.h).
+//
+// Thread safety: every const member function may be called from many threads
+// at once on one model, and concurrent forward() calls give bit-identical
+// results whatever the number of threads. init_weights and load_state_dict
+// may run while other threads call forward() (those keep the weights they
+// started with), but not concurrently with each other. Structural changes
+// (remove_head / remove_fc / remove_classifier) and set_name must happen
+// before the model is shared between threads.
 #pragma once
 
 #include <cstdint>
@@ -46,14 +60,20 @@ struct SummaryRow {
   int64_t macs = 0;    ///< multiply-accumulates (convolution and linear layers)
 };
 
-/// A float32 array the caller owns: `data` points at element [0, 0, 0, 0];
-/// strides are in elements and may be negative or zero.
+/// A borrowed float32 array: `data` points at element [0, 0, 0, 0]; `strides`
+/// (one per dimension of `shape`) are in elements, not bytes, and may be
+/// negative or zero. The caller keeps the memory alive and unchanged for the
+/// duration of the call that reads it; the library never writes through it.
 struct InputView {
   const float* data = nullptr;
   Shape shape;
   std::vector<int64_t> strides;
-  /// A dense row-major view of `t` (must be float32).
+  /// A dense row-major view of `t`. Throws TypeError if `t` is not float32.
+  /// The view borrows `t`'s storage: `t` must outlive it.
   static InputView of(const Tensor& t);
+  /// A dense row-major (C-contiguous) view of `shape` at `data`.
+  /// Throws ShapeError for a negative dimension.
+  static InputView contiguous(const float* data, Shape shape);
 };
 
 /// What load_state_dict(strict=false) skipped (torch's _IncompatibleKeys).
@@ -77,22 +97,34 @@ struct Summary {
 
 class Model : public nn::Module {
  public:
-  /// Output spec for `input` ([N, C, H, W] float32). Throws ShapeError (wrong
+  /// Output spec for `input` ([N, C, H, W] float32): [N, num_classes], or the
+  /// last [N, C, H, W] feature map without a head. Throws ShapeError (wrong
   /// rank, channels, too-small spatial size; message names the layer path),
   /// TypeError (dtype other than float32), ShapeOverflowError.
   TensorSpec get_output_spec(const TensorSpec& input) const;
-  /// get_output_spec on a float32 spec of `input_shape`.
+  /// get_output_spec on a float32 spec of `input_shape`, e.g.
+  /// resnet50()->get_output_shape({1, 3, 224, 224}) == {1, 1000}. Same throws.
   Shape get_output_shape(const Shape& input_shape) const;
   /// Specs of the model's intermediate features (ResNet: stem after max-pool,
-  /// layer1..layer4; EfficientNet: the features before pooling).
+  /// layer1..layer4; EfficientNet: the features before pooling), all
+  /// [N, C, H, W]. Same throws as get_output_spec.
   std::vector<TensorSpec> forward_features(const TensorSpec& input) const;
   /// Per-layer table of output shapes, parameters and MACs. Runs nothing.
+  /// Same throws as get_output_spec.
   Summary summary(const TensorSpec& input) const;
 
   /// Channels of the features that feed the classifier (512, 2048, 1280, ...).
   virtual int64_t num_features() const = 0;
-  /// The model's registry name ("resnet50"), or its class name if custom-built.
+  /// Removes the classifier head (global pooling and the final Linear), so the
+  /// model returns its last [N, C, H, W] feature map: ResNet::remove_fc(),
+  /// EfficientNet::remove_classifier(). Idempotent. Keeps the weights of the
+  /// remaining layers. Must not run concurrently with any other call on the model.
+  virtual void remove_head() = 0;
+  /// True while the model has its classifier head.
+  virtual bool has_head() const = 0;
+  /// The model's registry name ("resnet50"); empty if custom-built.
   const std::string& name() const { return name_; }
+  /// Sets the name used in messages and summaries. Not thread-safe.
   void set_name(std::string name) { name_ = std::move(name); }
   /// Native input resolution ([1, 3, 224, 224] for ResNets, 380 for B4).
   virtual Shape default_input_shape() const { return {1, 3, 224, 224}; }
@@ -105,25 +137,39 @@ class Model : public nn::Module {
   /// model's Linear init), drawn from a generator seeded with `seed`. The same
   /// seed gives the same weights on every platform.
   void init_weights(uint64_t seed = 0);
-  /// Parameters and buffers in torch's state_dict order, as copies. Throws
-  /// WeightsError if the model has no weights.
+  /// Parameters and buffers in torch's state_dict order, as copies the caller
+  /// owns (float32, int64 for num_batches_tracked). Throws WeightsError if the
+  /// model has no weights.
   std::vector<std::pair<std::string, Tensor>> state_dict() const;
   /// torch's load_state_dict: every key of the model must be present with the
   /// same shape (strict) and no other key may appear. Values are converted to
   /// the model's dtype (float32; int64 for num_batches_tracked) if they are a
-  /// float or integer dtype. Throws WeightsError listing every missing,
+  /// float (float64/32/16, bfloat16) or integer dtype; the model keeps its own
+  /// copies, `state` may be discarded afterwards. Throws WeightsError listing every missing,
   /// unexpected and mis-shaped key (size mismatches are errors even when not
   /// strict); on error the previous weights stay. With strict = false, keys of
   /// the model that are absent keep their previous values.
   LoadResult load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state, bool strict = true);
 
   // ---------------------------------------------------------------- running
-  /// Runs the model on a float32 [N, C, H, W] input; returns the output
-  /// ([N, num_classes], or [N, C, H, W] without a head). Throws ShapeError /
-  /// TypeError for a wrong input (before any compute), WeightsError without weights.
+  /// Runs the model on a float32 [N, C, H, W] input; returns a new tensor the
+  /// caller owns: [N, num_classes] logits, or [N, C, H, W] without a head.
+  /// The first call for a shape compiles it (tens of milliseconds to a second
+  /// for the large models); later calls only run. Throws ShapeError for a
+  /// wrong shape, InvalidArgument for a null pointer or strides that do not
+  /// match the shape (all before any compute), WeightsError without weights.
+  /// Thread-safe; bit-identical results across threads and thread counts.
   Tensor forward(const InputView& input) const;
-  /// The intermediate features (see forward_features(TensorSpec)) as [N, C, H, W] tensors.
+  /// forward() on a tensor; throws TypeError unless it is float32.
+  Tensor forward(const Tensor& input) const;
+  /// forward() on a dense row-major float32 buffer of shape [N, C, H, W] at
+  /// `data` (shape_numel(shape) floats, borrowed for the call).
+  Tensor forward(const float* data, const Shape& shape) const;
+  /// The intermediate features (see forward_features(TensorSpec)) as new
+  /// [N, C, H, W] tensors. Same throws and thread safety as forward().
   std::vector<Tensor> forward_features(const InputView& input) const;
+  /// forward_features() on a float32 tensor (TypeError otherwise).
+  std::vector<Tensor> forward_features(const Tensor& input) const;
   /// How the model runs for `input`: one line per step (fused layers,
   /// algorithm, microkernel). Compiles (and caches) if needed.
   std::string execution_plan(const TensorSpec& input, bool features = false) const;

@@ -38,6 +38,9 @@ class ResNet : public Model {
   /// Removes avgpool and fc: the model then returns layer4's [N, C, H, W]. Idempotent.
   void remove_fc();
   bool has_fc() const;
+  /// remove_fc().
+  void remove_head() override { remove_fc(); }
+  bool has_head() const override { return has_fc(); }
   int64_t num_features() const override;
 
   std::string type_name() const override { return "ResNet"; }

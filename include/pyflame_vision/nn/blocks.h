@@ -4,6 +4,8 @@
 // names and printed trees match torchvision exactly, and lowers itself into the
 // graph with torchvision's forward() semantics (residual add, ReLU after add,
 // squeeze-excitation scaling, stochastic depth before the skip add).
+// Blocks are built once (constructors throw InvalidArgument for bad options)
+// and then only read, so const members are safe from many threads.
 #pragma once
 
 #include <cstdint>

@@ -7,7 +7,10 @@
 // that message with "[op] path: " and the input shapes.
 //
 // Activations are [N, C, H, W] float32. Constructors validate their options
-// and throw InvalidArgument (or Unsupported) like torch does.
+// and throw InvalidArgument (or Unsupported) like torch does. Layers are
+// immutable after construction: every const member may be called from many
+// threads at once. Layers are held by std::shared_ptr (a module tree or a
+// Graph shares ownership).
 #pragma once
 
 #include <cstdint>
