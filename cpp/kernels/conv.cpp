@@ -622,18 +622,49 @@ void Conv2dKernel::run(const float* in, float* out, const float* residual) const
       ptrs = heap_ptrs.data();
       px_per_chunk = 1;
     }
+    // Input rows of this output row's taps (null: the row is padding), and
+    // the output columns whose taps all fall inside the input width: there a
+    // pixel's tap pointers are its row pointers plus fixed column offsets,
+    // without bounds checks (which cost as much as the arithmetic when the
+    // channel count is small).
+    constexpr size_t kMaxTapRows = 64;
+    const float* row_ptr[kMaxTapRows];
+    const bool rows_cached = KH <= kMaxTapRows;
+    for (size_t ky = 0; rows_cached && ky < KH; ++ky) {
+      const int64_t iy = static_cast<int64_t>(oy) * SH - PH + static_cast<int64_t>(ky) * DH;
+      row_ptr[ky] = (iy >= 0 && iy < static_cast<int64_t>(H)) ? img + static_cast<size_t>(iy) * W * C : nullptr;
+    }
+    // ox is interior iff ox*SW - PW >= 0 and ox*SW - PW + (KW-1)*DW <= W-1.
+    const int64_t span = static_cast<int64_t>(KW - 1) * DW;
+    const size_t ox_lo = static_cast<size_t>((PW + SW - 1) / SW);
+    const int64_t hi_num = static_cast<int64_t>(W) - 1 - span + PW;
+    const size_t ox_hi = hi_num < 0 ? 0 : std::min<size_t>(OW, static_cast<size_t>(hi_num / SW) + 1);
     for (size_t ox0 = 0; ox0 < OW; ox0 += px_per_chunk) {
       const size_t np = std::min(px_per_chunk, OW - ox0);
       for (size_t p = 0; p < np; ++p) {
         const size_t ox = ox0 + p;
+        const float** pp = ptrs + p * ks;
+        if (rows_cached && ox >= ox_lo && ox < ox_hi) {
+          const size_t col = static_cast<size_t>(static_cast<int64_t>(ox) * SW - PW) * C;
+          for (size_t ky = 0; ky < KH; ++ky) {
+            const float* r = row_ptr[ky];
+            if (r == nullptr) {
+              for (size_t kx = 0; kx < KW; ++kx) pp[ky * KW + kx] = zero;
+            } else {
+              r += col;
+              for (size_t kx = 0; kx < KW; ++kx) pp[ky * KW + kx] = r + kx * static_cast<size_t>(DW) * C;
+            }
+          }
+          continue;
+        }
         for (size_t ky = 0; ky < KH; ++ky) {
           const int64_t iy = static_cast<int64_t>(oy) * SH - PH + static_cast<int64_t>(ky) * DH;
           const bool row_ok = iy >= 0 && iy < static_cast<int64_t>(H);
           for (size_t kx = 0; kx < KW; ++kx) {
             const int64_t ix = static_cast<int64_t>(ox) * SW - PW + static_cast<int64_t>(kx) * DW;
-            ptrs[p * ks + ky * KW + kx] = (row_ok && ix >= 0 && ix < static_cast<int64_t>(W))
-                                              ? img + (static_cast<size_t>(iy) * W + static_cast<size_t>(ix)) * C
-                                              : zero;
+            pp[ky * KW + kx] = (row_ok && ix >= 0 && ix < static_cast<int64_t>(W))
+                                   ? img + (static_cast<size_t>(iy) * W + static_cast<size_t>(ix)) * C
+                                   : zero;
           }
         }
       }

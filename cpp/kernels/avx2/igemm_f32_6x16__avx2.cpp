@@ -72,6 +72,7 @@ void igemm_f32_6x16__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const floa
     const float* a4 = a[4];
     const float* a5 = a[5];
     a += 6;
+#pragma GCC unroll 4
     for (size_t k = 0; k < kc; ++k) {
       const __m256 b0 = _mm256_loadu_ps(w);
       const __m256 b1 = _mm256_loadu_ps(w + 8);
