@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -41,6 +42,8 @@ constexpr UkernelSet kScalar = {
     {"dwconv_f32_up4__scalar", 4, dwconv_f32_up4__scalar},
     vsilu_f32__scalar,
     vsigmoid_f32__scalar,
+    wino_in_f32_2x2_3x3__scalar,
+    wino_out_f32_2x2_3x3__scalar,
 };
 constexpr UkernelSet kAvx2 = {
     Isa::avx2,
@@ -50,6 +53,8 @@ constexpr UkernelSet kAvx2 = {
     {"dwconv_f32_up8__avx2", 8, dwconv_f32_up8__avx2},
     vsilu_f32__avx2,
     vsigmoid_f32__avx2,
+    wino_in_f32_2x2_3x3__avx2,
+    wino_out_f32_2x2_3x3__avx2,
 };
 constexpr UkernelSet kAvx512 = {
     Isa::avx512,
@@ -59,6 +64,9 @@ constexpr UkernelSet kAvx512 = {
     {"dwconv_f32_up16__avx512", 16, dwconv_f32_up16__avx512},
     vsilu_f32__avx512,
     vsigmoid_f32__avx512,
+    // AVX-512 CPUs have AVX2; the transforms are memory-bound.
+    wino_in_f32_2x2_3x3__avx2,
+    wino_out_f32_2x2_3x3__avx2,
 };
 
 }  // namespace
@@ -280,12 +288,179 @@ struct DwPlan {
   }
 };
 
+// ---------------------------------------------------------------------------
+// Winograd F(2x2, 3x3) for 3x3 / stride 1 / dilation 1 / groups 1 (Lavin &
+// Gray, arXiv:1509.09308): each 2x2 output tile costs 16 multiplies per
+// (input, output) channel pair instead of 36. With d the 4x4 input patch of a
+// tile and g a 3x3 filter,
+//   Y = A^T [ (G g G^T) . (B^T d B) ] A,
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+//   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+// The transforms use only 0, +-1 and +-1/2, so the rounding error stays close
+// to the direct convolution's. The 16 element-wise products summed over input
+// channels are 16 GEMMs, [tiles x C_in] x [C_in x C_out], run by the same
+// packed microkernel as everything else. Tiles are processed in blocks: input
+// transform into a per-thread buffer, 16 GEMMs, output transform with bias,
+// residual and activation straight into the NHWC output.
+
+struct WinogradPlan {
+  const UkernelSet* uk = nullptr;
+  size_t mr = 0, nr = 0, cin = 0, cout = 0, nblocks = 0, block = 0;
+  AlignedFloats packed;  // [16][nblocks][block]: zero bias row + [cin][nr]
+  AlignedFloats bias;    // [cout]
+  AlignedFloats zero;    // >= cin zeros, for padding
+  Epilogue epilogue = Epilogue::none;
+
+  // weight: [cout][cin][3][3] (torch OIHW).
+  void pack(const float* weight, const float* b) {
+    nblocks = ceil_div(cout, nr);
+    block = nr * (1 + cin);
+    packed = alloc_zeroed(16 * nblocks * block);
+    bias = alloc_zeroed(cout + 16);
+    zero = alloc_zeroed(cin + 16);
+    for (size_t o = 0; o < cout; ++o) {
+      if (b != nullptr) bias.get()[o] = b[o];
+      for (size_t c = 0; c < cin; ++c) {
+        const float* g = weight + (o * cin + c) * 9;
+        // G g G^T in double, rounded once.
+        double gg[4][3];
+        for (int k = 0; k < 3; ++k) {
+          const double g0 = g[0 * 3 + k], g1 = g[1 * 3 + k], g2 = g[2 * 3 + k];
+          gg[0][k] = g0;
+          gg[1][k] = 0.5 * (g0 + g1 + g2);
+          gg[2][k] = 0.5 * (g0 - g1 + g2);
+          gg[3][k] = g2;
+        }
+        for (int i = 0; i < 4; ++i) {
+          const double u[4] = {gg[i][0], 0.5 * (gg[i][0] + gg[i][1] + gg[i][2]),
+                               0.5 * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
+          for (int j = 0; j < 4; ++j) {
+            const size_t xi = static_cast<size_t>(i * 4 + j);
+            float* dst = packed.get() + (xi * nblocks + o / nr) * block;
+            dst[nr + c * nr + o % nr] = static_cast<float>(u[j]);
+          }
+        }
+      }
+    }
+  }
+
+  // Tiles per block: the block's transformed inputs and products (16 x tiles
+  // x (cin + cout) floats) should stay near 384 KiB, in the L2 next to the
+  // weights being streamed; at least one microkernel tile, at most 16, and
+  // small enough that there are a few blocks per thread.
+  size_t tiles_per_block(size_t tiles) const {
+    const size_t by_cache = (384 * 1024 / sizeof(float)) / (16 * (cin + cout));
+    size_t tb = std::max(mr, std::min<size_t>(16 * mr, by_cache / mr * mr));
+    const size_t for_balance = round_up(ceil_div(tiles, 8), mr);
+    return std::max(mr, std::min(tb, for_balance));
+  }
+
+  void run(const ConvShape& s, const float* in, float* out, const float* residual) const;
+};
+
+void WinogradPlan::run(const ConvShape& s, const float* in, float* out, const float* residual) const {
+  const size_t H = static_cast<size_t>(s.in_h), W = static_cast<size_t>(s.in_w);
+  const size_t OH = static_cast<size_t>(s.out_h), OW = static_cast<size_t>(s.out_w);
+  const int64_t PH = s.pad_h, PW = s.pad_w;
+  const size_t TH = ceil_div(OH, 2), TW = ceil_div(OW, 2);
+  const size_t tiles = static_cast<size_t>(s.batch) * TH * TW;
+  const size_t TB = tiles_per_block(tiles);
+  const size_t nb = ceil_div(tiles, TB);
+  // Few tile blocks (small maps at batch 1): also split the output channels,
+  // so that every thread gets work; each part repeats the (cheap) input
+  // transform of its block. The split depends only on the shape, never on the
+  // thread count, so results do not either.
+  const size_t nsplit = std::min(nblocks, nb >= 8 ? size_t{1} : ceil_div(8, nb));
+  const size_t jper = ceil_div(nblocks, nsplit);
+  const size_t C = cin, OC = cout, MR = mr, NR = nr;
+  const igemm_ukernel_fn kernel = uk->igemm.fn;
+  const wino_in_ukernel_fn wino_in = uk->wino_in;
+  const wino_out_ukernel_fn wino_out = uk->wino_out;
+  const vact_ukernel_fn act =
+      epilogue == Epilogue::silu ? uk->silu : (epilogue == Epilogue::sigmoid ? uk->sigmoid : nullptr);
+  const bool relu = epilogue == Epilogue::relu;
+  auto task = [&](size_t idx) {
+    const size_t blk = idx / nsplit;
+    const size_t j0 = (idx % nsplit) * jper, j1 = std::min(nblocks, j0 + jper);
+    if (j0 >= j1) return;
+    const size_t c0 = j0 * NR, c1 = std::min(OC, j1 * NR);
+    const size_t t0 = blk * TB;
+    const size_t nt = std::min(TB, tiles - t0);
+    // The 16 slices of V and M are a cache line more than TB rows apart:
+    // with strides that are multiples of 4 KiB, the transforms' 16 streams
+    // would all map to one L1 set and evict each other (measured 3x slower).
+    const size_t vs = TB * C + 16, ms = TB * OC + 16;
+    thread_local std::vector<float> scratch;
+    const size_t need = 16 * (vs + ms);
+    if (scratch.size() < need) scratch.resize(need);
+    float* V = scratch.data();          // [16][vs]: TB rows of C
+    float* Mp = V + 16 * vs;            // [16][ms]: TB rows of OC
+    // Input transform.
+    for (size_t tt = 0; tt < nt; ++tt) {
+      const size_t tile = t0 + tt;
+      const size_t b = tile / (TH * TW), ty = (tile / TW) % TH, tx = tile % TW;
+      const float* d[16];
+      for (size_t r = 0; r < 4; ++r) {
+        const int64_t iy = static_cast<int64_t>(2 * ty + r) - PH;
+        for (size_t c = 0; c < 4; ++c) {
+          const int64_t ix = static_cast<int64_t>(2 * tx + c) - PW;
+          d[r * 4 + c] = (iy >= 0 && iy < static_cast<int64_t>(H) && ix >= 0 && ix < static_cast<int64_t>(W))
+                             ? in + ((b * H + static_cast<size_t>(iy)) * W + static_cast<size_t>(ix)) * C
+                             : zero.get();
+        }
+      }
+      wino_in(C, d, V + tt * C, vs);
+    }
+    // 16 GEMMs: M[xi][tile][:] = V[xi][tile][:] x U[xi].
+    const float* ptrs[64];
+    for (size_t xi = 0; xi < 16; ++xi) {
+      const float* vx = V + xi * vs;
+      float* mx = Mp + xi * ms;
+      const float* ux = packed.get() + xi * nblocks * block;
+      for (size_t m0 = 0; m0 < nt; m0 += MR) {
+        const size_t mrows = std::min(MR, nt - m0);
+        for (size_t i = 0; i < MR; ++i) ptrs[i] = vx + (m0 + (i < mrows ? i : 0)) * C;
+        for (size_t j = j0; j < j1; ++j) {
+          const size_t nc = std::min(NR, OC - j * NR);
+          kernel(mrows, nc, C, 1, ptrs, ux + j * block, mx + m0 * OC + j * NR, OC, nullptr, 0, 0);
+        }
+      }
+    }
+    // Output transform, bias, residual, activation.
+    const float* bs = bias.get();
+    for (size_t tt = 0; tt < nt; ++tt) {
+      const size_t tile = t0 + tt;
+      const size_t b = tile / (TH * TW), ty = (tile / TW) % TH, tx = tile % TW;
+      const size_t oy = 2 * ty, ox = 2 * tx;
+      const bool has_y1 = oy + 1 < OH, has_x1 = ox + 1 < OW;
+      float* o00 = out + ((b * OH + oy) * OW + ox) * OC + c0;
+      float* o[4] = {o00, has_x1 ? o00 + OC : nullptr, has_y1 ? o00 + OW * OC : nullptr,
+                     (has_x1 && has_y1) ? o00 + OW * OC + OC : nullptr};
+      const float* r[4] = {nullptr, nullptr, nullptr, nullptr};
+      if (residual != nullptr) {
+        const float* r00 = residual + ((b * OH + oy) * OW + ox) * OC + c0;
+        r[0] = r00;
+        r[1] = has_x1 ? r00 + OC : nullptr;
+        r[2] = has_y1 ? r00 + OW * OC : nullptr;
+        r[3] = (has_x1 && has_y1) ? r00 + OW * OC + OC : nullptr;
+      }
+      wino_out(c1 - c0, Mp + tt * OC + c0, ms, bs + c0, o, r, relu ? 1 : 0);
+      if (act != nullptr) {
+        for (int k = 0; k < 4; ++k)
+          if (o[k] != nullptr) act(c1 - c0, o[k]);
+      }
+    }
+  };
+  detail::parallel_for(nb * nsplit, detail::TaskFn(task));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Conv2dKernel
 
-enum class ConvAlgo { gemm, igemm, igemm_rows, dwconv };
+enum class ConvAlgo { gemm, igemm, igemm_rows, dwconv, winograd };
 
 struct Conv2dKernel::Impl {
   ConvShape shape;
@@ -294,6 +469,7 @@ struct Conv2dKernel::Impl {
   ConvAlgo algo = ConvAlgo::igemm;
   GemmPlan gemm;
   DwPlan dw;
+  WinogradPlan wino;
 };
 
 namespace {
@@ -334,6 +510,25 @@ void validate(const ConvShape& s, const float* weight) {
 
 }  // namespace
 
+namespace {
+
+// Winograd F(2x2, 3x3) replaces the implicit GEMM for dense 3x3 stride-1
+// convolutions with enough channels for its GEMMs, and outputs of at least
+// 8x8 (smaller maps waste up to a quarter of each tile and have too few tiles
+// to amortise the larger transformed weights).
+// PYFLAME_VISION_WINOGRAD=0 turns it off (read once).
+bool winograd_applies(const ConvShape& s) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("PYFLAME_VISION_WINOGRAD");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
+         s.dilation_h == 1 && s.dilation_w == 1 && s.groups == 1 && s.in_c >= 16 && s.out_c >= 16 &&
+         s.out_h >= 8 && s.out_w >= 8;
+}
+
+}  // namespace
+
 Conv2dKernel::Conv2dKernel(const ConvShape& shape, const float* weight, const float* bias, Epilogue epilogue,
                            Isa isa)
     : impl_(new Impl) {
@@ -353,6 +548,18 @@ Conv2dKernel::Conv2dKernel(const ConvShape& shape, const float* weight, const fl
     m.dw.ks = ks;
     m.dw.epilogue = epilogue;
     m.dw.pack(weight, bias);
+    return;
+  }
+  if (winograd_applies(shape)) {
+    m.algo = ConvAlgo::winograd;
+    WinogradPlan& w = m.wino;
+    w.uk = &uk;
+    w.mr = uk.igemm.mr;
+    w.nr = uk.igemm.nr;
+    w.cin = static_cast<size_t>(shape.in_c);
+    w.cout = static_cast<size_t>(shape.out_c);
+    w.epilogue = epilogue;
+    w.pack(weight, bias);
     return;
   }
   const bool pointwise = shape.kernel_h == 1 && shape.kernel_w == 1 && shape.stride_h == 1 && shape.stride_w == 1 &&
@@ -409,7 +616,9 @@ Conv2dKernel::Conv2dKernel(const ConvShape& shape, const Conv2dKernel& donor) : 
       shape.pad_w != d.pad_w || shape.dilation_h != d.dilation_h || shape.dilation_w != d.dilation_w ||
       shape.groups != d.groups)
     throw InvalidArgument("[conv2d] a kernel can share packed weights only with the same layer at another input size");
-  validate(shape, impl_->algo == ConvAlgo::dwconv ? impl_->dw.packed.get() : impl_->gemm.packed.get());
+  validate(shape, impl_->algo == ConvAlgo::dwconv     ? impl_->dw.packed.get()
+                  : impl_->algo == ConvAlgo::winograd ? impl_->wino.packed.get()
+                                                      : impl_->gemm.packed.get());
   impl_->shape = shape;
 }
 
@@ -428,6 +637,10 @@ std::string Conv2dKernel::why() const {
     case ConvAlgo::igemm_rows:
       return "not depthwise, not a plain 1x1; " + std::to_string(s.in_c) +
              " input channels are too few for per-tap reductions, so each kernel row's taps merge into one";
+    case ConvAlgo::winograd:
+      return "not depthwise; dense 3x3, stride 1, " + std::to_string(s.in_c) + " -> " + std::to_string(s.out_c) +
+             " channels, output " + std::to_string(s.out_h) + "x" + std::to_string(s.out_w) +
+             " >= 8x8: Winograd F(2x2,3x3), 16 GEMMs of 2x2 tiles (PYFLAME_VISION_WINOGRAD=0 disables)";
     case ConvAlgo::igemm:
       break;
   }
@@ -458,6 +671,9 @@ std::string Conv2dKernel::description() const {
       break;
     case ConvAlgo::gemm:
       os << "gemm 1x1 " << m.gemm.uk->igemm.name;
+      break;
+    case ConvAlgo::winograd:
+      os << "winograd F(2x2,3x3) " << m.wino.uk->igemm.name;
       break;
     case ConvAlgo::igemm_rows:
       os << "igemm ";
@@ -490,6 +706,10 @@ void Conv2dKernel::run(const float* in, float* out, const float* residual) const
                 DW = s.dilation_w;
   const size_t batch = static_cast<size_t>(s.batch);
   const size_t M = batch * OH * OW;
+  if (m.algo == ConvAlgo::winograd) {
+    m.wino.run(s, in, out, residual);
+    return;
+  }
 
   if (m.algo == ConvAlgo::gemm) {
     const GemmPlan& p = m.gemm;

@@ -58,6 +58,18 @@ typedef void (*dwconv_ukernel_fn)(size_t channels, size_t npix, size_t ks, const
                                   const float* w, float* out, size_t out_stride, const float* res,
                                   int relu);
 typedef void (*vact_ukernel_fn)(size_t n, float* x);
+// Winograd F(2x2, 3x3) transforms over `channels` channels (see conv.cpp):
+//   input:  d[16] point at channel 0 of the tile's 4x4 input pixels (row
+//           major; padding points at zeros); writes V = B^T d B, element
+//           (i, j) of channel c to v[(4i + j) * vs + c].
+//   output: m holds the 16 products, element (i, j) of channel c at
+//           m[(4i + j) * ms + c]; Y = A^T m A + bias (+ residual), relu if
+//           set, stored for the tile's 2x2 outputs o[0..3] (row major; null:
+//           outside the output, not stored). r[k] is the residual of o[k] or
+//           null; it is read before o[k] is written, so it may alias it.
+typedef void (*wino_in_ukernel_fn)(size_t channels, const float* const* d, float* v, size_t vs);
+typedef void (*wino_out_ukernel_fn)(size_t channels, const float* m, size_t ms, const float* bias,
+                                    float* const* o, const float* const* r, int relu);
 
 // scalar
 void igemm_f32_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
@@ -68,6 +80,9 @@ void vsilu_f32__scalar(size_t n, float* x);
 float peak_muladd_f32__scalar(size_t iters);
 size_t peak_muladd_f32__scalar_flops();
 void vsigmoid_f32__scalar(size_t n, float* x);
+void wino_in_f32_2x2_3x3__scalar(size_t channels, const float* const* d, float* v, size_t vs);
+void wino_out_f32_2x2_3x3__scalar(size_t channels, const float* m, size_t ms, const float* bias, float* const* o,
+                                  const float* const* r, int relu);
 
 // avx2 + fma
 void igemm_f32_6x16__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
@@ -81,6 +96,9 @@ void dwconv_f32_up8__avx2(size_t channels, size_t npix, size_t ks, const float* 
 void vsilu_f32__avx2(size_t n, float* x);
 float peak_fma_f32__avx2(size_t iters);
 void vsigmoid_f32__avx2(size_t n, float* x);
+void wino_in_f32_2x2_3x3__avx2(size_t channels, const float* const* d, float* v, size_t vs);
+void wino_out_f32_2x2_3x3__avx2(size_t channels, const float* m, size_t ms, const float* bias, float* const* o,
+                                const float* const* r, int relu);
 
 // avx512 f/bw/dq/vl
 void igemm_f32_12x32__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, const float* w,
@@ -119,6 +137,8 @@ struct UkernelSet {
   DwconvUkernel dwconv;
   vact_ukernel_fn silu;
   vact_ukernel_fn sigmoid;
+  wino_in_ukernel_fn wino_in;
+  wino_out_ukernel_fn wino_out;
 };
 
 /// The table for `isa` (a constant; no initialisation at run time).

@@ -192,6 +192,48 @@ TEST_P(KernelConv, PaddingLargerThanNeeded) {
                               seed++)));
 }
 
+TEST_P(KernelConv, WinogradTilesEdgesAndEpilogues) {
+  // Dense 3x3 stride 1 with >= 16 channels and outputs >= 8x8 run as
+  // Winograd F(2x2, 3x3): odd sizes leave half-empty tiles at the right and
+  // bottom edges, tiles cross image boundaries in a batch, channel counts
+  // leave vector tails, padding 0/1/2; every epilogue, with and without
+  // residual. Outputs are NaN-prefilled, so an unwritten element fails.
+  uint64_t seed = 5000;
+  const ConvShape shapes[] = {
+      conv_shape(1, 8, 8, 16, 16, 3, 3, 1, 1, 1, 1),     conv_shape(1, 9, 9, 16, 17, 3, 3, 1, 1, 1, 1),
+      conv_shape(3, 11, 8, 19, 40, 3, 3, 1, 1, 1, 1),    conv_shape(2, 10, 13, 33, 24, 3, 3, 1, 1, 0, 0),
+      conv_shape(1, 8, 9, 24, 20, 3, 3, 1, 1, 2, 2),     conv_shape(2, 17, 15, 64, 48, 3, 3, 1, 1, 1, 1),
+      conv_shape(1, 6, 20, 16, 16, 3, 3, 1, 1, 2, 2),    conv_shape(5, 14, 14, 72, 130, 3, 3, 1, 1, 1, 1),
+      // Few tiles: the output channels are split too (last part shorter).
+      conv_shape(1, 8, 8, 32, 80, 3, 3, 1, 1, 1, 1),     conv_shape(1, 9, 11, 24, 200, 3, 3, 1, 1, 1, 1),
+  };
+  for (const auto& s : shapes) {
+    {
+      kern::Conv2dKernel k(s, std::vector<float>(static_cast<size_t>(s.out_c * s.in_c * 9), 1.0f).data(), nullptr,
+                           Epilogue::none, isa());
+      EXPECT_NE(k.description().find("winograd"), std::string::npos) << k.description();
+    }
+    for (Epilogue e : kEpilogues) {
+      for (bool res : {false, true}) {
+        ASSERT_TRUE(check(make_case(s, e, true, res, Data::integer, seed++)));
+        const bool bias = seed % 2 == 0;
+        ASSERT_TRUE(check(make_case(s, e, bias, res, Data::random, seed++)));
+      }
+    }
+  }
+  // Not Winograd: stride 2, dilation, groups, few channels, outputs under 8x8.
+  const ConvShape direct[] = {
+      conv_shape(1, 16, 16, 16, 16, 3, 3, 2, 2, 1, 1), conv_shape(1, 12, 12, 16, 16, 3, 3, 1, 1, 2, 2, 2, 2),
+      conv_shape(1, 12, 12, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 2), conv_shape(1, 12, 12, 8, 32, 3, 3, 1, 1, 1, 1),
+      conv_shape(1, 7, 7, 64, 64, 3, 3, 1, 1, 1, 1),
+  };
+  for (const auto& s : direct) {
+    kern::Conv2dKernel k(s, std::vector<float>(static_cast<size_t>(s.out_c * (s.in_c / s.groups) * 9), 1.0f).data(),
+                         nullptr, Epilogue::none, isa());
+    EXPECT_EQ(k.description().find("winograd"), std::string::npos) << k.description();
+  }
+}
+
 TEST_P(KernelConv, Dilation) {
   uint64_t seed = 1000;
   for (int64_t d : {2, 4}) {
