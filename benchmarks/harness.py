@@ -15,8 +15,10 @@ median and p90 latency come from those. Slow noise on a shared machine hits all
 engines alike, so the ratios within one run hold even when absolute times drift.
 
 GFLOP/s counts 2 x the MACs of convolution and linear layers (torchvision's
-convention). "% of peak" divides by this machine's FP32 multiply-add peak for
-the same thread count and the active instruction-set tier, measured by
+convention), the direct convolution's, for every engine: pyflame_vision's
+Winograd layers multiply less, so its effective rate can exceed the peak.
+"% of peak" divides by this machine's FP32 multiply-add peak for the same
+thread count and the active instruction-set tier, measured by
 pyflame_vision._core.bench.measure_peak_gflops at the start and the end of the
 run (the larger of the two is used).
 
