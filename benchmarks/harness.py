@@ -8,7 +8,13 @@ For every (model, threads, batch) cell all engines get the same weights
 (torchvision's initialisation with BatchNorm statistics calibrated on random
 images) and the same float32 NCHW input. Before timing, each peer's logits are
 compared with ours; a relative difference above --tolerance (max |peer - ours|
-over max |ours|) fails the run. Then the engines run in interleaved blocks (the
+over max |ours|, default 1e-3) fails the run. The check is there to catch an
+engine that computes something else (wrong weights, layout or export: errors of
+order 1), not to rank accuracy: against a float64 run of the same torchvision
+model, resnet101's float32 logits are off by 1.2e-4 (PyTorch), 9.5e-5 (ours)
+and 6.6e-5 (ONNX Runtime) of the largest logit, so two correct engines can
+differ by 2e-4 on the deepest models. Accuracy against torchvision is the
+parity tests' job (tests/python/test_engine_parity.py, 1e-4). Then the engines run in interleaved blocks (the
 order rotates every round, with a short pause after each block so that worker
 threads that spin after a run go to sleep) until each has --runs timed runs;
 median and p90 latency come from those. Slow noise on a shared machine hits all
@@ -165,8 +171,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="seconds of timed runs per cell (all engines) before --runs is reduced, down to --min-runs")
     ap.add_argument("--pause", type=float, default=0.05, help="seconds of sleep after each block of runs")
     ap.add_argument("--engines", nargs="+", default=["ours", *PEERS], choices=list(ENGINES))
-    ap.add_argument("--tolerance", type=float, default=1e-4,
-                    help="max |peer - ours| / max |ours| allowed before timing (default 1e-4)")
+    ap.add_argument("--tolerance", type=float, default=1e-3,
+                    help="max |peer - ours| / max |ours| allowed before timing (default 1e-3; see the module doc)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest"))
     ap.add_argument("--no-memory", action="store_true", help="skip the per-engine peak-memory processes")
     ap.add_argument("--no-kernels", action="store_true", help="skip the kernel-level benchmarks")
