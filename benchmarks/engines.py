@@ -7,8 +7,10 @@ timed region is what a user with NumPy data pays: conversions included.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import io
 import os
 import warnings
 from typing import Any, Callable
@@ -176,9 +178,6 @@ def export_onnx(bm: BenchModel) -> tuple[str, str]:
     tmp = os.path.join(tmp_dir, "model.onnx")
     x = torch.from_numpy(bm.input(1))
     model = bm.torch_model.eval()
-    import contextlib
-    import io
-
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
         if use_dynamo:

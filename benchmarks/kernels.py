@@ -31,16 +31,6 @@ class LayerCase:
     def text(self) -> str:
         return self.kind + " " + " ".join(map(str, self.dims))
 
-    @property
-    def macs(self) -> int:
-        if self.kind == "linear":
-            rows, fin, fout = self.dims
-            return rows * fin * fout
-        n, h, w, cin, cout, kh, kw, sh, sw, ph, pw, dh, dw, g = self.dims
-        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        return n * oh * ow * cout * (cin // g) * kh * kw
-
 
 def load_cases(families: list[str] = FAMILIES) -> list[LayerCase]:
     cases = []
@@ -80,7 +70,7 @@ def run(models: list[str], threads_list: list[int], peaks: dict[int, float], isa
             g = 2 * r["macs"] / r["median_seconds"] / 1e9
             out["gemm"].append({"threads": t, "m": m, "n": n, "k": k, "median_us": r["median_seconds"] * 1e6,
                                 "gflops": g, "pct_peak": 100 * g / peak, "algorithm": r["algorithm"]})
-        seconds = {}
+        seconds, macs_of = {}, {}  # per case: the library's time and MAC count
         for c in cases:
             if c.kind == "conv":
                 r = bench.time_conv2d(c.dims, isa=isa, threads=t, repeats=repeats)
@@ -88,10 +78,11 @@ def run(models: list[str], threads_list: list[int], peaks: dict[int, float], isa
                 rows, fin, fout = c.dims
                 r = bench.time_gemm(rows, fout, fin, isa=isa, threads=t, repeats=repeats)
             seconds[id(c)] = r["median_seconds"]
-            g = 2 * c.macs / r["median_seconds"] / 1e9
+            macs_of[id(c)] = r["macs"]
+            g = 2 * r["macs"] / r["median_seconds"] / 1e9
             out["layers"].append({"threads": t, "shape": c.text, "where": f"{c.family}.txt:{c.line}",
                                   "used_by": {m: c.users[m] for m in models if m in c.users},
-                                  "macs": c.macs, "median_us": r["median_seconds"] * 1e6, "gflops": g,
+                                  "macs": r["macs"], "median_us": r["median_seconds"] * 1e6, "gflops": g,
                                   "pct_peak": 100 * g / peak, "algorithm": r["algorithm"]})
         for m in models:
             macs = secs = layers = 0
@@ -99,7 +90,7 @@ def run(models: list[str], threads_list: list[int], peaks: dict[int, float], isa
                 cnt = len(c.users.get(m, []))
                 if cnt:
                     layers += cnt
-                    macs += cnt * c.macs
+                    macs += cnt * macs_of[id(c)]
                     secs += cnt * seconds[id(c)]
             if layers:
                 g = 2 * macs / secs / 1e9

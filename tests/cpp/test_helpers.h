@@ -9,7 +9,25 @@
 #include <typeinfo>
 #include <utility>
 
+#include "pyflame_vision/cpu.h"
+
 namespace pfv_test {
+
+/// Restores the thread count and ISA cap a test changes.
+class CpuStateGuard {
+ public:
+  CpuStateGuard() : threads_(pyflame_vision::get_num_threads()), isa_(pyflame_vision::active_isa()) {}
+  ~CpuStateGuard() {
+    pyflame_vision::set_num_threads(threads_);
+    pyflame_vision::set_max_isa(isa_);
+  }
+  CpuStateGuard(const CpuStateGuard&) = delete;
+  CpuStateGuard& operator=(const CpuStateGuard&) = delete;
+
+ private:
+  int threads_;
+  pyflame_vision::Isa isa_;
+};
 
 /// Runs `f`, expecting it to throw an exception of type E (or a subclass).
 /// Returns the message; records a failure (and returns "") if nothing or

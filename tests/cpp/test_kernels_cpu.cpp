@@ -26,18 +26,7 @@ using pfv_test::message_of;
 
 namespace {
 
-class CpuStateGuard {
- public:
-  CpuStateGuard() : threads_(pfv::get_num_threads()), isa_(pfv::active_isa()) {}
-  ~CpuStateGuard() {
-    pfv::set_num_threads(threads_);
-    pfv::set_max_isa(isa_);
-  }
-
- private:
-  int threads_;
-  Isa isa_;
-};
+using pfv_test::CpuStateGuard;
 
 /// Aborts the process with a message if the guarded scope takes longer than
 /// `seconds` (a deadlocked pool would otherwise hang the test run).

@@ -19,6 +19,7 @@
 
 #include "../../cpp/kernels/conv.h"
 #include "pyflame_vision/cpu.h"
+#include "test_helpers.h"
 
 namespace pfv_ktest {
 
@@ -422,20 +423,6 @@ inline Guarded run_conv(const ConvCase& c, Isa isa, size_t misalign = 0) {
   return out;
 }
 
-/// Restores the thread count and ISA cap a test changes.
-class CpuStateGuard {
- public:
-  CpuStateGuard() : threads_(pfv::get_num_threads()), isa_(pfv::active_isa()) {}
-  ~CpuStateGuard() {
-    pfv::set_num_threads(threads_);
-    pfv::set_max_isa(isa_);
-  }
-  CpuStateGuard(const CpuStateGuard&) = delete;
-  CpuStateGuard& operator=(const CpuStateGuard&) = delete;
-
- private:
-  int threads_;
-  Isa isa_;
-};
+using pfv_test::CpuStateGuard;
 
 }  // namespace pfv_ktest
