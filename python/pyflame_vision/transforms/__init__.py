@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyflame_vision import _core
+from pyflame_vision.transforms._presets import ImageClassification, InterpolationMode
 
-__all__ = ["CenterCrop", "Compose", "Normalize", "Resize", "Transform"]
+__all__ = ["CenterCrop", "Compose", "ImageClassification", "InterpolationMode", "Normalize", "Resize", "Transform"]
 
 
 def _as_int(value: Any, what: str) -> int:
