@@ -56,5 +56,6 @@ def test_compose():
     assert repr(pipeline).splitlines()[1] == "    " + resize
     with pytest.raises(TypeError):
         Compose([object()])
-    with pytest.raises(NotImplementedError, match="pixel operations"):
+    # Pixel operations exist now: a list is not an image, and the error says what an image is.
+    with pytest.raises(TypeError, match=r"expected a PIL.Image.Image or a numpy.ndarray, got list"):
         pipeline([1, 2, 3])
