@@ -289,7 +289,7 @@ void nearest_gather(const ImageView& src, const MutableImageView& dst, const std
 struct Plan {
   const Taps* tv;
   const Taps* th;
-  bool v_identity;
+  bool v_identity, h_identity;
   int64_t top, left;  // output window
 };
 
@@ -310,6 +310,12 @@ void resample_separable(const ImageView& src, const MutableImageView& dst, const
 
   const Taps& tv = *plan.tv;
   const Taps& th = *plan.th;
+  // An unchanged width needs no horizontal pass when the destination rows
+  // have the source rows' form (a dot product per pixel would be the
+  // costliest copy).
+  const bool h_copy = plan.h_identity && (s_inter == d_inter || C == 1) &&
+                      (d.w == 1 || d.stride_x == static_cast<int64_t>(s_inter ? C : 1)) &&
+                      (!s_inter || d.c == 1 || d.stride_c == 1);
   const size_t* hstart = th.start.data() + plan.left;
   const size_t* hcount = th.count.data() + plan.left;
   const float* hweights = th.weights.data() + static_cast<size_t>(plan.left) * th.stride;
@@ -370,6 +376,14 @@ void resample_separable(const ImageView& src, const MutableImageView& dst, const
 
       // Horizontal pass -> the destination (float32) or hbuf (uint8).
       char* drow = dbase + static_cast<size_t>(n * d.stride_n + ch * d.stride_c + y * d.stride_y) * del;
+      if (h_copy) {  // width unchanged, same row form: the row (window) as it is
+        const float* seg = hin + static_cast<size_t>(plan.left) * cpix;
+        if (f32_out)
+          std::memcpy(drow, seg, ow * cpix * sizeof(float));
+        else
+          uk.quant_u8(ow * cpix, seg, reinterpret_cast<uint8_t*>(drow));
+        continue;
+      }
       if (f32_out) {
         uk.h_f32(ow, cpix, hin, hstart, hcount, hweights, th.stride, reinterpret_cast<float*>(drow),
                  static_cast<size_t>(d.stride_x), static_cast<size_t>(d.stride_c));
@@ -475,7 +489,7 @@ void resize_window(const ImageView& src, const MutableImageView& dst, int64_t ou
   }
   const Taps tv = compute_taps(s.h, out_h, mode, antialias);
   const Taps th = compute_taps(s.w, out_w, mode, antialias);
-  Plan plan{&tv, &th, s.h == out_h, top, left};
+  Plan plan{&tv, &th, s.h == out_h, s.w == out_w, top, left};
   resample_separable(src, dst, plan, kernels::resample_ukernels_for(isa));
 }
 

@@ -380,20 +380,32 @@ TEST_P(ResizeImage, EveryLayoutAndDtypeAgainstTheReference) {
 
 TEST_P(ResizeImage, WindowEqualsCropOfTheFullResize) {
   const Isa isa = GetParam();
-  const int64_t h = 97, w = 131, oh = 64, ow = 86, top = 5, left = 11, ch = 50, cw = 60;
+  const int64_t h = 97, w = 131, top = 5, left = 11, ch = 50, cw = 60;
   std::vector<uint8_t> src(static_cast<size_t>(3 * h * w));
   for (size_t i = 0; i < src.size(); ++i) src[i] = byte(i);
-  const T::ImageView in{src.data(), DType::uint8, T::ImageLayout::interleaved(1, h, w, 3)};
-  std::vector<uint8_t> full(static_cast<size_t>(3 * oh * ow)), win(static_cast<size_t>(3 * ch * cw));
-  D::resize_window(in, T::MutableImageView{full.data(), DType::uint8, T::ImageLayout::planar(1, 3, oh, ow)}, oh, ow, 0,
-                   0, T::Interpolation::bicubic, true, isa);
-  D::resize_window(in, T::MutableImageView{win.data(), DType::uint8, T::ImageLayout::planar(1, 3, ch, cw)}, oh, ow, top,
-                   left, T::Interpolation::bicubic, true, isa);
-  for (int64_t c = 0; c < 3; ++c)
-    for (int64_t y = 0; y < ch; ++y)
-      for (int64_t x = 0; x < cw; ++x)
-        ASSERT_EQ(win[static_cast<size_t>((c * ch + y) * cw + x)],
-                  full[static_cast<size_t>((c * oh + top + y) * ow + left + x)]);
+  // Both dimensions resized, and the width unchanged (the row is copied, not resampled).
+  for (auto out : {std::pair<int64_t, int64_t>{64, 86}, {64, w}, {h, 86}}) {
+    const int64_t oh = out.first, ow = out.second;
+    for (int inter : {0, 1}) {
+      const T::ImageView in{src.data(), DType::uint8,
+                            inter ? T::ImageLayout::interleaved(1, h, w, 3) : T::ImageLayout::planar(1, 3, h, w)};
+      const T::ImageLayout fl =
+          inter ? T::ImageLayout::interleaved(1, oh, ow, 3) : T::ImageLayout::planar(1, 3, oh, ow);
+      const T::ImageLayout wl =
+          inter ? T::ImageLayout::interleaved(1, ch, cw, 3) : T::ImageLayout::planar(1, 3, ch, cw);
+      std::vector<uint8_t> full(static_cast<size_t>(3 * oh * ow)), win(static_cast<size_t>(3 * ch * cw));
+      D::resize_window(in, T::MutableImageView{full.data(), DType::uint8, fl}, oh, ow, 0, 0, T::Interpolation::bicubic,
+                       true, isa);
+      D::resize_window(in, T::MutableImageView{win.data(), DType::uint8, wl}, oh, ow, top, left,
+                       T::Interpolation::bicubic, true, isa);
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < ch; ++y)
+          for (int64_t x = 0; x < cw; ++x)
+            ASSERT_EQ(win[static_cast<size_t>(c * wl.stride_c + y * wl.stride_y + x * wl.stride_x)],
+                      full[static_cast<size_t>(c * fl.stride_c + (top + y) * fl.stride_y + (left + x) * fl.stride_x)])
+                << oh << "x" << ow << " interleaved=" << inter;
+    }
+  }
 }
 
 TEST_P(ResizeImage, ThreadCountDoesNotChangeResults) {
