@@ -10,6 +10,15 @@ namespace bindings {
 
 namespace {
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// NumPy's dtype equality (native byte order, same type), not object identity:
+// an array that went through pickle has an equal but distinct float32 dtype.
+template <typename T>
+bool has_dtype(const py::array& a) {
+  const int r = PyObject_RichCompareBool(a.dtype().ptr(), py::dtype::of<T>().ptr(), Py_EQ);
+  if (r < 0) throw py::error_already_set();
+  return r == 1;
+}
 }  // namespace
 
 bool is_array_input(py::handle obj) {
@@ -27,7 +36,7 @@ models::InputView input_view(py::handle obj, py::object& keep) {
   py::module_ np = py::module_::import("numpy");
   py::array a = py::reinterpret_borrow<py::array>(np.attr("asarray")(obj));
   const char kind = a.dtype().kind();
-  if (!a.dtype().is(py::dtype::of<float>())) {
+  if (!has_dtype<float>(a)) {
     std::string hint;
     if (kind == 'f') {
       hint = "convert it with x.astype(numpy.float32)";
@@ -80,9 +89,9 @@ Tensor tensor_from_python(py::handle obj, const std::string& what) {
   const char kind = a.dtype().kind();
   DType dt;
   if (kind == 'f') {
-    if (!a.dtype().is(py::dtype::of<float>()) && !a.dtype().is(py::dtype::of<double>()))
+    if (!has_dtype<float>(a) && !has_dtype<double>(a))
       a = py::reinterpret_borrow<py::array>(a.attr("astype")(np.attr("float32")));
-    dt = a.dtype().is(py::dtype::of<double>()) ? DType::float64 : DType::float32;
+    dt = has_dtype<double>(a) ? DType::float64 : DType::float32;
   } else if (kind == 'i' || kind == 'u') {
     a = py::reinterpret_borrow<py::array>(a.attr("astype")(np.attr("int64")));
     dt = DType::int64;

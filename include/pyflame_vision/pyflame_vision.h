@@ -25,6 +25,7 @@
 #include "pyflame_vision/models/model.h"
 #include "pyflame_vision/models/registry.h"
 #include "pyflame_vision/models/resnet.h"
+#include "pyflame_vision/models/weights.h"
 #include "pyflame_vision/nn/blocks.h"
 #include "pyflame_vision/nn/layers.h"
 #include "pyflame_vision/nn/module.h"

@@ -3,12 +3,14 @@
 Models are defined once in C++ (``pyflame_vision._core``); this package adds the
 torchvision-style factories (:mod:`pyflame_vision.models`), preprocessing
 transforms (:mod:`pyflame_vision.transforms`), weight files (``save_weights`` /
-``load_weights``) and the ``pyflame-vision`` command. Wheels also ship the C++
+``load_weights``), torchvision's pretrained weights (``models.ResNet50_Weights``,
+downloaded by :mod:`pyflame_vision.hub` into torch hub's cache) and the
+``pyflame-vision`` command. Wheels also ship the C++
 SDK (headers, static library, CMake package): see :func:`get_cmake_dir`. Models run on float32
 NumPy arrays with the library's own CPU kernels.
 """
 
-from pyflame_vision import models, transforms
+from pyflame_vision import hub, models, transforms
 from pyflame_vision._core import (
     DTypeError,
     IncompatibleKeys,
@@ -50,6 +52,7 @@ __all__ = [
     "get_cmake_dir",
     "get_include",
     "get_num_threads",
+    "hub",
     "load_weights",
     "models",
     "save_weights",

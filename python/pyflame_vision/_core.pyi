@@ -9,6 +9,7 @@ from typing import NamedTuple
 __version__: str
 factories: types.ModuleType
 transforms: types.ModuleType
+pretrained: types.ModuleType  # entries(), imagenet_categories(), weights_cache_dir(), find_cached_weights(name)
 
 class PyflameVisionError(Exception): ...
 class ShapeError(PyflameVisionError, ValueError): ...

@@ -32,10 +32,10 @@ def test_factory_signature_and_defaults(name):
     assert factory(num_classes=1000, pretrained=False).get_output_shape([1, 3, 224, 224]) == [1, 1000]
     assert factory(weights=None).get_output_shape([1, 3, 224, 224]) == [1, 1000]
     assert factory(10).get_output_shape([1, 3, 224, 224]) == [1, 10]
-    with pytest.raises(NotImplementedError, match="pretrained weights are not available"):
-        factory(pretrained=True)
-    with pytest.raises(NotImplementedError):
-        factory(weights="IMAGENET1K_V1")
+    with pytest.raises(ValueError, match="'num_classes' expected value 1000 but got 10"):
+        factory(10, True)  # pretrained weights have 1000 classes, as in torchvision
+    with pytest.raises(ValueError, match="no member 'IMAGENET1K_V0'"):
+        factory(weights="IMAGENET1K_V0")
     with pytest.raises(ValueError, match="num_classes must be >= 0"):
         factory(num_classes=-1)
     with pytest.raises(TypeError, match="num_classes must be an int"):

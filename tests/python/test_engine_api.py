@@ -4,6 +4,7 @@ execution plans, NaN propagation, running without weights and model surgery."""
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -82,6 +83,23 @@ def test_non_float32_input_is_refused_not_cast(small_models, name, dtype):
         msg = str(info.value)
         assert np.dtype(dtype).name in msg, msg
         assert re.search(r"astype\((numpy|np)\.float32\)", msg), msg
+
+
+@pytest.mark.parametrize("name", SMALL_MODELS)
+def test_float32_after_pickle_is_accepted(small_models, name):
+    # Regression: the dtype check compared dtype objects by identity, and an array that went
+    # through pickle (multiprocessing, Dask) has an equal but distinct float32 dtype.
+    m = small_models[name]
+    x = make_input((1, 3, 32, 32), 3)
+    y = pickle.loads(pickle.dumps(x))
+    assert y.dtype == np.float32 and y.dtype is not x.dtype
+    assert np.array_equal(m(y), m(x))
+    state = {k: pickle.loads(pickle.dumps(v)) for k, v in m.state_dict().items()}
+    m.load_state_dict(state)
+    assert np.array_equal(m(y), m(x))
+    be = x.astype(">f4")  # equal values, non-native byte order: refused with the dtype named
+    with pytest.raises(pyflame_vision.DTypeError, match=">f4"):
+        m(be)
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 1, 3, 32, 32), (32, 32), (1, 4, 32, 32), (1, 1, 32, 32),

@@ -1,8 +1,12 @@
 """torchvision-compatible model factories.
 
 Every factory takes ``num_classes`` and ``pretrained`` (as in the spec) and also
-torchvision's ``weights=None`` / ``progress`` keywords. Models are lazy: building
-one records shapes only, so even wide_resnet101_2 builds in milliseconds.
+torchvision's ``weights=None`` / ``progress`` keywords: ``weights="DEFAULT"`` (or a
+member such as ``ResNet50_Weights.IMAGENET1K_V2``, its name, or its full dotted
+name) loads torchvision's trained checkpoint, downloading it into torch hub's cache
+if needed; ``pretrained=True`` loads what torchvision's legacy ``pretrained=True``
+loads (``IMAGENET1K_V1``). Without weights, models are lazy: building one records
+shapes only, so even wide_resnet101_2 builds in milliseconds.
 
 >>> import pyflame_vision.models as models
 >>> models.resnet50().get_output_shape([1, 3, 224, 224])
@@ -12,22 +16,31 @@ one records shapes only, so even wide_resnet101_2 builds in milliseconds.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from pyflame_vision import _core
 from pyflame_vision._core import EfficientNet, Model, ResNet, ResNetBlockType
+from pyflame_vision.models import _weights
+from pyflame_vision.models._weights import Weights, WeightsEnum, get_model_weights, get_weight
+
+globals().update(_weights.ENUMS)  # ResNet50_Weights, ..., EfficientNet_B4_Weights
 
 __all__ = [
+    *sorted(_weights.ENUMS),
     "EfficientNet",
     "Model",
     "ResNet",
     "ResNetBlockType",
+    "Weights",
+    "WeightsEnum",
     "efficientnet_b0",
     "efficientnet_b1",
     "efficientnet_b2",
     "efficientnet_b3",
     "efficientnet_b4",
     "get_model",
+    "get_model_weights",
+    "get_weight",
     "list_models",
     "resnet18",
     "resnet34",
@@ -56,12 +69,10 @@ def _check_num_classes(num_classes: Any) -> int:
     return num_classes
 
 
-def _check_weights(name: str, pretrained: Any, weights: Any) -> None:
-    if pretrained or weights is not None:
-        raise NotImplementedError(
-            f"{name}: pretrained weights are not available yet (got pretrained={pretrained!r}, "
-            f"weights={weights!r}); build with pretrained=False and load weights from a file instead"
-        )
+def _load_pretrained(model: Model, weights: WeightsEnum, progress: bool) -> None:
+    from pyflame_vision.io import load_weights
+
+    load_weights(model, weights.get_checkpoint(progress=progress, check_hash=True))
 
 
 def _check_kwargs(name: str, kwargs: dict[str, Any], allowed: set) -> None:
@@ -80,9 +91,19 @@ def _make_factory(name: str) -> Callable[..., Model]:
 
     def factory(num_classes: int = 1000, pretrained: bool = False, *, weights: Any = None, progress: bool = True,
                 **kwargs: Any) -> Model:
-        _check_weights(name, pretrained, weights)
+        member = _weights.resolve(name, weights, pretrained)
         _check_kwargs(name, kwargs, allowed)
         num_classes = _check_num_classes(num_classes)
+        if member is not None and num_classes != len(member.meta["categories"]):
+            # torchvision's _ovewrite_named_param message
+            raise ValueError(f"The parameter 'num_classes' expected value {len(member.meta['categories'])} "
+                             f"but got {num_classes} instead.")
+        model = _build(num_classes, kwargs)
+        if member is not None:
+            _load_pretrained(model, member, progress)
+        return model
+
+    def _build(num_classes: int, kwargs: dict[str, Any]) -> Model:
         if not kwargs:
             return _core.factories.create_model(name, num_classes)
         if is_resnet:
@@ -104,11 +125,16 @@ def _make_factory(name: str) -> Callable[..., Model]:
         config = (f"EfficientNet(width_mult={proto.width_mult}, depth_mult={proto.depth_mult}, "
                   f"dropout={proto.dropout}), native input {proto.resolution}x{proto.resolution}")
         head = "avgpool/classifier (as remove_classifier())"
+    enum = _weights.get_model_weights(name)
     factory.__name__ = factory.__qualname__ = name
+    factory.__annotations__["weights"] = Optional[enum]  # as torchvision: get_model_weights reads it
     factory.__doc__ = (
         f"torchvision's {name}: {config}.\n\n"
-        f"num_classes=0 builds it without {head}. pretrained=True and weights are not available yet and\n"
-        f"raise NotImplementedError. Extra torchvision keywords: {', '.join(sorted(allowed))}."
+        f"num_classes=0 builds it without {head}. weights= loads trained weights: a member of\n"
+        f"{enum.__name__} ({', '.join(enum.__members__)}), its name, or None (default: no weights).\n"
+        f"pretrained=True loads {_weights.LEGACY_PRETRAINED[name]!r} (torchvision's legacy pretrained=True).\n"
+        f"Checkpoints are downloaded once into the cache (pyflame_vision.hub.get_cache_dir(); progress bar\n"
+        f"unless progress=False). Extra torchvision keywords: {', '.join(sorted(allowed))}."
     )
     return factory
 
