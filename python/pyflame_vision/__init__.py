@@ -5,7 +5,8 @@ torchvision-style factories (:mod:`pyflame_vision.models`), preprocessing
 transforms (:mod:`pyflame_vision.transforms`), weight files (``save_weights`` /
 ``load_weights``), torchvision's pretrained weights (``models.ResNet50_Weights``,
 downloaded by :mod:`pyflame_vision.hub` into torch hub's cache) and the
-``pyflame-vision`` command. Wheels also ship the C++
+``pyflame-vision`` command, and images in, labels out: :func:`predict`, :func:`embed`
+(:mod:`pyflame_vision.inference`). Wheels also ship the C++
 SDK (headers, static library, CMake package): see :func:`get_cmake_dir`. Models run on float32
 NumPy arrays with the library's own CPU kernels.
 """
@@ -31,6 +32,7 @@ from pyflame_vision._core import (
     set_num_threads,
 )
 from pyflame_vision._sdk import SdkNotFoundError, get_cmake_dir, get_include
+from pyflame_vision.inference import Prediction, embed, load_image, predict, softmax, topk
 from pyflame_vision.io import load_weights, save_weights
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "IncompatibleKeys",
     "InvalidArgumentError",
     "Parameter",
+    "Prediction",
     "PyflameVisionError",
     "ShapeError",
     "SdkNotFoundError",
@@ -49,14 +52,19 @@ __all__ = [
     "__version__",
     "active_isa",
     "detected_isa",
+    "embed",
     "get_cmake_dir",
     "get_include",
     "get_num_threads",
     "hub",
+    "load_image",
     "load_weights",
     "models",
+    "predict",
     "save_weights",
     "set_max_isa",
     "set_num_threads",
+    "softmax",
+    "topk",
     "transforms",
 ]

@@ -2,6 +2,8 @@
 
 ``--cmake-dir`` / ``--include-dir`` print where the wheel's C++ SDK is, for
 ``cmake -Dpyflame_vision_DIR="$(python -m pyflame_vision --cmake-dir)"``.
+``predict`` and ``embed`` (images in, labels or feature vectors out) live in
+``_cli_images.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import numpy as np
 
 import pyflame_vision
-from pyflame_vision import PyflameVisionError, __version__, get_cmake_dir, get_include, models
+from pyflame_vision import PyflameVisionError, __version__, _cli_images, get_cmake_dir, get_include, models
 
 
 def _parse_shape(text: str) -> list[int]:
@@ -85,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                          help="cap the instruction-set tier (default: the best this CPU has)")
     p_bench.add_argument("--plan", action="store_true", help="print the execution plan (one line per step)")
 
+    _cli_images.add_parsers(sub)
+
     args = parser.parse_args(argv)
+    if args.command in ("predict", "embed"):
+        return _cli_images.run(args, parser)
     try:
         if args.command == "list":
             for name in models.list_models():
