@@ -7,17 +7,15 @@
 // any image with e.g. `convert photo.jpg photo.ppm` (ImageMagick) or Pillow's
 // Image.open(path).convert("RGB").save("photo.ppm").
 //
-// Preprocessing (the usual ImageNet evaluation recipe, written out here):
-//   1. scale pixels to [0, 1] (divide by maxval);
-//   2. resize so the shorter side is S * 8 / 7 (256 for S = 224), the longer
-//      side int(size * long / short), bilinear with half-pixel centres, no
-//      antialiasing;
-//   3. crop the centre S x S, where S is the model's native resolution (224,
-//      or 240 ... 380 for EfficientNet-B1 ... B4);
-//   4. normalise each channel with ImageNet's mean (0.485, 0.456, 0.406) and
-//      std (0.229, 0.224, 0.225);
-// giving a float32 [1, 3, S, S] tensor. The output is the top-5 softmax
-// probabilities over the model's classes, one "rank class score" line each.
+// Preprocessing: the preset of the model's default torchvision weights (from
+// the library's weights table, pyflame_vision/models/weights.h), applied by
+// pyflame_vision::transforms::ImageClassification exactly as torchvision's
+// preset does on a uint8 tensor: resize the shorter side to resize_size
+// (antialiased bilinear or bicubic), center-crop crop_size, divide by 255,
+// normalise with ImageNet's mean and std; a float32 [1, 3, crop, crop] tensor
+// (224 for ResNets and EfficientNet-B0). Samples of a PPM with maxval below 255
+// are scaled to 0..255 first. The output is the top-5 softmax probabilities over
+// the model's classes, one "rank class score" line each.
 #include <pyflame_vision/pyflame_vision.h>
 
 #include <algorithm>
@@ -39,7 +37,7 @@ namespace {
 
 struct Image {
   int64_t width = 0, height = 0;
-  std::vector<double> rgb;  // [H, W, 3], in [0, 1]
+  std::vector<uint8_t> rgb;  // [H, W, 3], 0..255 (interleaved, as decoded)
 };
 
 // Binary PPM ("P6"): magic, width, height, maxval separated by whitespace
@@ -99,64 +97,8 @@ Image read_ppm(const std::string& path) {
                              std::to_string(bytes.size() - i));
   img.rgb.resize(need);
   for (size_t k = 0; k < need; ++k)
-    img.rgb[k] = static_cast<double>(static_cast<unsigned char>(bytes[i + k])) / static_cast<double>(maxval);
+    img.rgb[k] = static_cast<uint8_t>((static_cast<unsigned char>(bytes[i + k]) * 255 + maxval / 2) / maxval);
   return img;
-}
-
-// Bilinear resize, half-pixel centres (align_corners=False), edge-clamped.
-Image resize_bilinear(const Image& src, int64_t out_h, int64_t out_w) {
-  Image dst;
-  dst.width = out_w;
-  dst.height = out_h;
-  dst.rgb.resize(static_cast<size_t>(out_h * out_w * 3));
-  auto coord = [](int64_t o, int64_t in, int64_t out, int64_t& lo, int64_t& hi, double& frac) {
-    double s = (static_cast<double>(o) + 0.5) * static_cast<double>(in) / static_cast<double>(out) - 0.5;
-    s = std::min(std::max(s, 0.0), static_cast<double>(in - 1));
-    lo = static_cast<int64_t>(std::floor(s));
-    hi = std::min(lo + 1, in - 1);
-    frac = s - static_cast<double>(lo);
-  };
-  for (int64_t y = 0; y < out_h; ++y) {
-    int64_t y0, y1;
-    double wy;
-    coord(y, src.height, out_h, y0, y1, wy);
-    for (int64_t x = 0; x < out_w; ++x) {
-      int64_t x0, x1;
-      double wx;
-      coord(x, src.width, out_w, x0, x1, wx);
-      for (int64_t c = 0; c < 3; ++c) {
-        auto at = [&](int64_t yy, int64_t xx) { return src.rgb[static_cast<size_t>((yy * src.width + xx) * 3 + c)]; };
-        const double top = at(y0, x0) * (1.0 - wx) + at(y0, x1) * wx;
-        const double bottom = at(y1, x0) * (1.0 - wx) + at(y1, x1) * wx;
-        dst.rgb[static_cast<size_t>((y * out_w + x) * 3 + c)] = top * (1.0 - wy) + bottom * wy;
-      }
-    }
-  }
-  return dst;
-}
-
-// Steps 2-4 of the recipe above: a float32 [1, 3, crop, crop] NCHW buffer.
-std::vector<float> preprocess(const Image& img, int64_t crop) {
-  const int64_t short_side = crop * 8 / 7;
-  int64_t h, w;
-  if (img.height <= img.width) {
-    h = short_side;
-    w = short_side * img.width / img.height;
-  } else {
-    w = short_side;
-    h = short_side * img.height / img.width;
-  }
-  const Image r = resize_bilinear(img, h, w);
-  const int64_t top = (h - crop) / 2, left = (w - crop) / 2;
-  const double mean[3] = {0.485, 0.456, 0.406}, stdev[3] = {0.229, 0.224, 0.225};
-  std::vector<float> out(static_cast<size_t>(3 * crop * crop));
-  for (int64_t c = 0; c < 3; ++c)
-    for (int64_t y = 0; y < crop; ++y)
-      for (int64_t x = 0; x < crop; ++x) {
-        const double v = r.rgb[static_cast<size_t>(((top + y) * w + left + x) * 3 + c)];
-        out[static_cast<size_t>((c * crop + y) * crop + x)] = static_cast<float>((v - mean[c]) / stdev[c]);
-      }
-  return out;
 }
 
 int usage(const char* argv0) {
@@ -188,9 +130,13 @@ int main(int argc, char** argv) {
     auto model = pfv::models::create_model(pos[0]);  // 1000 ImageNet classes
     pfv::load_weights(*model, pos[1]);
     const Image img = read_ppm(pos[2]);
-    const int64_t size = model->default_input_shape()[2];
-    const std::vector<float> x = preprocess(img, size);
-    const pfv::Tensor logits = model->forward(x.data(), {1, 3, size, size});  // [1, 1000]
+    const pfv::models::WeightsPreset& wp = pfv::models::default_weights(pos[0]).preset;
+    const pfv::transforms::ImageClassification preset(
+        wp.crop_size, wp.resize_size, {wp.mean.begin(), wp.mean.end()}, {wp.std.begin(), wp.std.end()},
+        pfv::transforms::parse_interpolation(wp.interpolation), wp.antialias);
+    const pfv::Tensor x = preset(img.rgb.data(), img.height, img.width);  // float32 [1, 3, crop, crop]
+    const int64_t size = x.shape()[2];
+    const pfv::Tensor logits = model->forward(x);  // [1, 1000]
 
     // Softmax in double, shifted by the maximum for stability.
     const float* l = logits.data_f32();

@@ -6,8 +6,9 @@
     python examples/cpp/make_inputs.py DIR --check OUTPUT.txt
         compares classify's output with the Python path; exits 1 on a mismatch
 
-The preprocessing below is the same recipe classify.cpp implements (see its header
-comment), written in NumPy; the model runs through the Python bindings.
+The preprocessing is the same preset classify.cpp applies (the model's default
+torchvision weights' ImageClassification), here through the Python API; the model
+runs through the Python bindings.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ import numpy as np
 
 import pyflame_vision
 import pyflame_vision.models as models
-
-MEAN = np.array([0.485, 0.456, 0.406])
-STD = np.array([0.229, 0.224, 0.225])
 
 
 def write_ppm(path: Path, rgb: np.ndarray) -> None:
@@ -46,34 +44,17 @@ def synthetic_image(height: int = 240, width: int = 320, seed: int = 0) -> np.nd
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _coords(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    s = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
-    s = np.clip(s, 0.0, n_in - 1)
-    lo = np.floor(s).astype(np.int64)
-    return lo, np.minimum(lo + 1, n_in - 1), s - lo
-
-
-def preprocess(rgb: np.ndarray, crop: int) -> np.ndarray:
-    """classify.cpp's recipe: [H, W, 3] uint8 -> float32 [1, 3, crop, crop]."""
-    img = rgb.astype(np.float64) / 255.0
-    h_in, w_in, _ = img.shape
-    short = crop * 8 // 7
-    h, w = (short, short * w_in // h_in) if h_in <= w_in else (short * h_in // w_in, short)
-    y0, y1, wy = _coords(h, h_in)
-    x0, x1, wx = _coords(w, w_in)
-    wx = wx[None, :, None]
-    top = img[y0][:, x0] * (1.0 - wx) + img[y0][:, x1] * wx
-    bottom = img[y1][:, x0] * (1.0 - wx) + img[y1][:, x1] * wx
-    r = top * (1.0 - wy[:, None, None]) + bottom * wy[:, None, None]
-    t, left = (h - crop) // 2, (w - crop) // 2
-    r = r[t:t + crop, left:left + crop]
-    return ((r - MEAN) / STD).transpose(2, 0, 1)[None].astype(np.float32)
+def preprocess(rgb: np.ndarray, model_name: str) -> np.ndarray:
+    """classify.cpp's preprocessing: [H, W, 3] uint8 -> float32 [1, 3, crop, crop] through the default weights'
+    preset (resize, center crop, / 255, normalize)."""
+    preset = models.get_model_weights(model_name).DEFAULT.transforms()
+    return preset(rgb.transpose(2, 0, 1))[None]
 
 
 def python_probabilities(model_name: str, weights: Path, image: Path) -> np.ndarray:
     model = models.get_model(model_name)
     pyflame_vision.load_weights(model, weights)
-    x = preprocess(read_ppm(image), model.default_input_shape[2])
+    x = preprocess(read_ppm(image), model_name)
     logits = model(x)[0].astype(np.float64)
     p = np.exp(logits - logits.max())
     return p / p.sum()
