@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 __version__: str
 factories: types.ModuleType
-transforms: types.ModuleType
+transforms: types.ModuleType  # Resize, CenterCrop, Normalize, Compose (shapes); resize(src, out_h, out_w, interpolation, antialias, window), crop(src, top, left, h, w), center_crop_offsets(h, w, ch, cw), normalize(src, mean, std), image_classification(src, crop_size, resize_size, mean, std, interpolation, antialias) on [N, C, H, W] uint8/float32 arrays
 pretrained: types.ModuleType  # entries(), imagenet_categories(), weights_cache_dir(), find_cached_weights(name)
 
 class PyflameVisionError(Exception): ...

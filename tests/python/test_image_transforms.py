@@ -532,3 +532,32 @@ def test_preset_rejects_unusable_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         preset(photo("coffee"))  # no warnings on the ordinary path
+
+
+def test_every_weights_preset_equals_torchvision():
+    """ResNet50_Weights.IMAGENET1K_V2.transforms() and every other member's: torchvision's preset (settings,
+    repr) with torchvision's output on a photograph (PIL exactly; the uint8 array within one level)."""
+    torch, torchvision = require_torchvision()
+    from pyflame_vision import models
+
+    img = photo("chelsea")
+    u8 = np.asarray(img).transpose(2, 0, 1)
+    tu8 = torch.from_numpy(np.ascontiguousarray(u8))
+    checked = 0
+    for enum_name in sorted(models._weights.ENUMS):
+        enum = getattr(models, enum_name)
+        for member_name in enum.__members__:
+            if member_name == "DEFAULT":
+                continue
+            ours = enum[member_name].transforms()
+            ref = torchvision.models.get_weight(f"{enum_name}.{member_name}").transforms()
+            assert isinstance(ours, P.ImageClassification)
+            assert (ours.crop_size, ours.resize_size, ours.mean, ours.std, ours.antialias) == (
+                ref.crop_size, ref.resize_size, ref.mean, ref.std, ref.antialias), (enum_name, member_name)
+            assert ours.interpolation.value == ref.interpolation.value and repr(ours) == repr(ref)
+            assert np.array_equal(ours(img), ref(img).numpy()), (enum_name, member_name)
+            level = 1.0 / 255 / min(ref.std)
+            assert np.max(np.abs(ours(u8) - ref(tu8).numpy())) <= level + 1e-6, (enum_name, member_name)
+            checked += 1
+    assert checked >= 20  # every member of the 14 models' enums
+    assert models.ResNet50_Weights.IMAGENET1K_V2.transforms() == ours_like(tv_presets()["resnet50_v2"])
