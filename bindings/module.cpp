@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   init_transforms(m);
   init_engine(m);
   init_bench(m);
+  init_io(m);
 }
