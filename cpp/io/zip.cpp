@@ -70,12 +70,6 @@ uint32_t crc32(const uint8_t* p, uint64_t n, uint32_t crc) {
   return ~crc;
 }
 
-bool looks_like_zip(const ByteSource& src) {
-  if (src.size() < 4) return false;
-  const uint32_t sig = u32(src.data());
-  return sig == kLocalHeaderSig || sig == kEndSig;
-}
-
 void ZipReader::fail(uint64_t at, const std::string& msg) const {
   throw WeightsError(src_.name() + ": malformed ZIP archive at byte " + std::to_string(at) + ": " + msg);
 }

@@ -32,10 +32,6 @@ struct ZipEntry {
   bool located = false;
 };
 
-/// True if the data starts like a ZIP archive (a local file header, or the
-/// end record of an empty archive).
-bool looks_like_zip(const ByteSource& src);
-
 /// The CRC-32 (ISO-HDLC, the one ZIP uses) of [data, data + n), continuing `crc`.
 uint32_t crc32(const uint8_t* data, uint64_t n, uint32_t crc = 0);
 

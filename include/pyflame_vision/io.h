@@ -50,8 +50,9 @@
 // _rebuild_parameter_with_state; torch's storage types and dtypes). Any other
 // global (os.system, builtins.eval, torch.nn.Module, collections.Counter, ...)
 // is a WeightsError naming it. Nothing is ever imported or called. Limits:
-// data.pkl at most 256 MiB, 2^21 pickle objects, 2^20 stack values, 2^22 memo
-// entries, 2^24 items per container, nesting depth 1000, tensor rank 64.
+// data.pkl at most 256 MiB, 2^21 pickle objects, 2^20 stack values, 2^16 open
+// MARKs, 2^22 memo entries, 2^24 items per container, nesting depth 1000,
+// tensor rank 64.
 // TorchScript archives (torch.jit.save), the pre-1.0 tar format and pickled
 // nn.Module objects are refused with a message saying what to save instead.
 //

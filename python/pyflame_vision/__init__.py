@@ -3,7 +3,8 @@
 Models are defined once in C++ (``pyflame_vision._core``); this package adds the
 torchvision-style factories (:mod:`pyflame_vision.models`), preprocessing
 transforms (:mod:`pyflame_vision.transforms`), weight files (``save_weights`` /
-``load_weights``) and the ``pyflame-vision`` command. Wheels also ship the C++
+``load_weights`` / ``read_weights``: ``.safetensors``, ``.npz`` and PyTorch checkpoints, read
+without torch and without running code from the file) and the ``pyflame-vision`` command. Wheels also ship the C++
 SDK (headers, static library, CMake package): see :func:`get_cmake_dir`. Models run on float32
 NumPy arrays with the library's own CPU kernels.
 """
@@ -29,7 +30,7 @@ from pyflame_vision._core import (
     set_num_threads,
 )
 from pyflame_vision._sdk import SdkNotFoundError, get_cmake_dir, get_include
-from pyflame_vision.io import load_weights, save_weights
+from pyflame_vision.io import load_weights, read_weights, save_weights
 
 __all__ = [
     "DTypeError",
@@ -52,6 +53,7 @@ __all__ = [
     "get_num_threads",
     "load_weights",
     "models",
+    "read_weights",
     "save_weights",
     "set_max_isa",
     "set_num_threads",
