@@ -6,6 +6,7 @@ memory bound of loading ResNet-50, and ``pyflame-vision convert``."""
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import pickle
@@ -181,6 +182,55 @@ def test_wrapped_and_prefixed_checkpoints(files, resnet18_tv):
     assert isinstance(WeightsError("x"), ValueError) and isinstance(WeightsError("x"), RuntimeError)
 
 
+def storage_dtypes(pkl: bytes) -> dict[str, str]:
+    """{storage key: storage type name} of a torch data.pkl we wrote ourselves (a trusted file: this reads it
+    with Python's pickle, with stand-ins for torch's functions)."""
+    types: dict[str, str] = {}
+
+    class Spy(pickle.Unpickler):
+        def find_class(self, module, name):
+            if name == "OrderedDict":
+                return collections.OrderedDict
+            if name.endswith("Storage"):
+                return name
+            return lambda *args: None
+
+        def persistent_load(self, pid):
+            types[pid[2]] = pid[1]
+
+    Spy(io.BytesIO(pkl)).load()
+    return types
+
+
+def test_big_endian_checkpoint_equals_torch_load(tmp_path, resnet18_tv):
+    """A zip checkpoint written on a big-endian host (byteorder "big", every storage byte-swapped): torch.load
+    swaps it back, and so must we."""
+    torch, _ = require_torchvision()
+    little = tmp_path / "little.pth"
+    sd = collections.OrderedDict(resnet18_tv.state_dict())
+    sd["fc.bias"] = sd["fc.bias"].double()
+    sd["bn1.weight"] = sd["bn1.weight"].half()
+    torch.save(sd, little)
+    itemsize = {"FloatStorage": 4, "DoubleStorage": 8, "HalfStorage": 2, "LongStorage": 8}
+    big = tmp_path / "big.pth"
+    with zipfile.ZipFile(little) as src, zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as dst:
+        prefix = src.namelist()[0].split("/")[0] + "/"
+        types = storage_dtypes(src.read(prefix + "data.pkl"))
+        assert set(types.values()) == set(itemsize)
+        for info in src.infolist():
+            data = src.read(info)
+            name = info.filename[len(prefix):]
+            if name == "byteorder":
+                data = b"big"
+            elif name.startswith("data/"):
+                n = itemsize[types[name[5:]]]
+                data = np.frombuffer(data, dtype=f"<u{n}").byteswap().tobytes()
+            dst.writestr(info.filename, data)
+    theirs = torch_load(big)
+    assert_bitwise_equal(read_weights(big), theirs)
+    assert_bitwise_equal(read_weights(little), theirs)
+
+
 @pytest.mark.parametrize("name", ["zip.pth", "legacy.pth", "zip_p5.bin", "views", "parameters.pth"])
 def test_loaded_model_matches_torchvision(files, resnet18_tv, name):
     m = models.resnet18()
@@ -316,8 +366,6 @@ def write_zip(path, pkl: bytes, storages: dict[str, bytes]) -> None:
 
 
 def crafted(obj, protocol=2) -> bytes:
-    import io
-
     buf = io.BytesIO()
     CraftPickler(buf, protocol=protocol).dump(obj)
     return buf.getvalue()
