@@ -14,7 +14,7 @@
 // Weights: a model starts without weights. init_weights(seed) fills them with
 // torchvision's initialisation schemes; load_state_dict() takes torchvision's
 // state-dict keys (load_weights() in io.h reads them from a .safetensors
-// file). Weights are an immutable snapshot swapped atomically, so a forward
+// file or a PyTorch checkpoint). Weights are an immutable snapshot swapped atomically, so a forward
 // that is running keeps the weights it started with, and a failed load leaves
 // the previous weights untouched.
 //
