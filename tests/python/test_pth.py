@@ -21,7 +21,7 @@ import pytest
 
 import pyflame_vision
 import pyflame_vision.models as models
-from conftest import ROOT, require_torchvision, tv_model_random_bn
+from conftest import ROOT, env_without_torch, require_torchvision, tv_model_random_bn
 from pyflame_vision import InvalidArgumentError, WeightsError
 from pyflame_vision.cli import main as cli_main
 from pyflame_vision.io import load_weights, read_weights
@@ -477,20 +477,6 @@ def test_malformed_pickles_and_storages(tmp_path):
 # Without torch
 
 
-NO_TORCH = """
-import sys
-
-
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"{name} is made unimportable for this test")
-        return None
-
-
-sys.meta_path.insert(0, _NoTorch())
-"""
-
 CHILD = """
 import sys
 import numpy as np
@@ -513,28 +499,17 @@ print("ok")
 """
 
 
-def child_env(tmp_path, block_torch: bool) -> dict:
-    env = dict(os.environ)
-    env.pop("PYFLAME_VISION_REQUIRE_TORCH", None)
-    if block_torch:
-        site = tmp_path / "site"
-        site.mkdir(exist_ok=True)
-        (site / "sitecustomize.py").write_text(NO_TORCH)
-        env["PYTHONPATH"] = os.pathsep.join([str(site)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return env
-
-
 def test_everything_works_where_torch_cannot_be_imported(tmp_path, files, resnet18_tv):
     np.save(tmp_path / "x.npy", X)
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(files["zip.pth"]), str(tmp_path / "x.npy"), str(tmp_path / "out.npy")],
-        env=child_env(tmp_path, block_torch=True), capture_output=True, text=True, timeout=300,
+        env=env_without_torch(tmp_path), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
     assert_close(np.load(tmp_path / "out.npy"), tv_output(resnet18_tv))
     # The blocker really blocks: the same environment cannot import torch.
-    probe = subprocess.run([sys.executable, "-c", "import torch"], env=child_env(tmp_path, block_torch=True),
+    probe = subprocess.run([sys.executable, "-c", "import torch"], env=env_without_torch(tmp_path),
                            capture_output=True, text=True, timeout=120)
     assert probe.returncode != 0 and "made unimportable for this test" in probe.stderr
 
@@ -585,7 +560,7 @@ def test_loading_resnet50_from_pth_peaks_below_twice_the_weights(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", LAUNCHER, sys.executable, "-c", RSS_CHILD, str(path), str(tmp_path / "x.npy"),
          str(tmp_path / "out.npy")],
-        env=child_env(tmp_path, block_torch=True), capture_output=True, text=True, timeout=600,
+        env=env_without_torch(tmp_path), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
