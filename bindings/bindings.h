@@ -21,6 +21,7 @@ void init_transforms(py::module_& m);
 void init_engine(py::module_& m);
 void init_bench(py::module_& m);
 void init_pretrained(py::module_& m);
+void init_io(py::module_& m);
 
 /// True if `obj` is data to run on (a NumPy array or anything with
 /// __array__/__array_interface__), false if it is a shape or TensorSpec. A 1-D

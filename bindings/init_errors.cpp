@@ -38,8 +38,11 @@ void init_errors(py::module_& m) {
                 "A value has the wrong type or dtype.");
   g_unsupported = make(m, "UnsupportedError", py::make_tuple(h(g_error), h(PyExc_NotImplementedError)),
                        "A valid request that pyflame_vision does not support.");
-  g_weights = make(m, "WeightsError", py::make_tuple(h(g_error), h(PyExc_RuntimeError)),
-                   "Weights are missing, or a state dict does not fit the model.");
+  // RuntimeError as torch raises for a state dict that does not fit; ValueError for a
+  // malformed or unsafe weight file (what the error is about is a bad input value).
+  g_weights = make(m, "WeightsError", py::make_tuple(h(g_error), h(PyExc_RuntimeError), h(PyExc_ValueError)),
+                   "Weights are missing, a state dict does not fit the model, or a weight file is malformed "
+                   "or unsafe.");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {

@@ -182,7 +182,7 @@ void init_models(py::module_& m) {
             models::LoadResult r;
             {
               py::gil_scoped_release release;
-              r = self.load_state_dict(sd, strict);
+              r = self.load_state_dict(std::move(sd), strict);  // sd holds copies: no second one
             }
             py::object nt = py::module_::import("pyflame_vision._core").attr("IncompatibleKeys");
             return nt(py::cast(r.missing_keys), py::cast(r.unexpected_keys));

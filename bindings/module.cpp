@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   init_engine(m);
   init_bench(m);
   init_pretrained(m);
+  init_io(m);
 }

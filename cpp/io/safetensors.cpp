@@ -17,10 +17,16 @@
 #include <vector>
 
 #include "pyflame_vision/error.h"
+#include "io/io_util.h"
 #include "pyflame_vision/io.h"
 
 namespace pyflame_vision {
 namespace {
+
+using io_detail::ends_with_ci;
+using io_detail::quoted;
+using io_detail::utf8_sequence;
+using io_detail::valid_utf8;
 
 // The `safetensors` package refuses headers above 100 MB; so do we, before
 // allocating one.
@@ -59,41 +65,6 @@ std::string supported_dtypes() {
   return s;
 }
 
-// Length of the UTF-8 sequence starting at s[i] (RFC 3629: no overlong forms,
-// no surrogates, at most U+10FFFF), or 0 if it is invalid.
-size_t utf8_sequence(const unsigned char* s, size_t n, size_t i) {
-  const unsigned char c = s[i];
-  if (c < 0x80) return 1;
-  size_t len;
-  uint32_t cp, min;
-  if ((c & 0xE0) == 0xC0) {
-    len = 2, cp = c & 0x1F, min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3, cp = c & 0x0F, min = 0x800;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n - i < len) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((s[i + k] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i + k] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
-bool valid_utf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  for (size_t i = 0; i < s.size();) {
-    const size_t k = utf8_sequence(p, s.size(), i);
-    if (!k) return false;
-    i += k;
-  }
-  return true;
-}
-
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
@@ -110,26 +81,6 @@ void append_utf8(std::string& out, uint32_t cp) {
     out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
     out += static_cast<char>(0x80 | (cp & 0x3F));
   }
-}
-
-// A name as it appears in messages: JSON-quoted, shortened if very long.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size() && i < 200; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > 200) out += "...";
-  return out + "\"";
 }
 
 struct TensorInfo {
@@ -503,26 +454,10 @@ std::string system_error(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
 
-bool ends_with_ci(const std::string& s, const std::string& suffix) {
-  if (s.size() < suffix.size()) return false;
-  for (size_t i = 0; i < suffix.size(); ++i) {
-    char c = s[s.size() - suffix.size() + i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != suffix[i]) return false;
-  }
-  return true;
-}
-
-void check_weights_path(const std::string& path, const char* fn) {
+void check_save_path(const std::string& path) {
   if (ends_with_ci(path, ".safetensors")) return;
-  for (const char* ext : {".pt", ".pth", ".bin", ".pkl", ".ckpt"})
-    if (ends_with_ci(path, ext))
-      throw InvalidArgument(std::string(fn) + ": " + path +
-                            " looks like a pickled PyTorch checkpoint; pyflame_vision never loads pickled data. "
-                            "Convert it once where torch is installed: "
-                            "safetensors.torch.save_file(torch.load(path, weights_only=True), 'weights.safetensors')");
-  throw InvalidArgument(std::string(fn) + ": unsupported weight file " + path +
-                        ": expected a name ending in .safetensors");
+  throw InvalidArgument("save_weights: unsupported weight file " + path +
+                        ": expected a name ending in .safetensors (PyTorch checkpoints are read, never written)");
 }
 
 }  // namespace
@@ -678,18 +613,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   }
 }
 
-models::LoadResult load_weights(models::Model& model, const std::string& path, bool strict) {
-  check_weights_path(path, "load_weights");
-  const NamedTensors state = load_safetensors(path);
-  try {
-    return model.load_state_dict(state, strict);
-  } catch (const WeightsError& e) {
-    throw WeightsError(path + ": " + e.what());
-  }
-}
-
 void save_weights(const models::Model& model, const std::string& path) {
-  check_weights_path(path, "save_weights");
+  check_save_path(path);
   save_safetensors(path, model.state_dict(), {{"format", "np"}, {"model", model.name()}});
 }
 

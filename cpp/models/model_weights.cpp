@@ -256,12 +256,22 @@ std::vector<std::pair<std::string, Tensor>> Model::state_dict() const {
 }
 
 LoadResult Model::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state, bool strict) {
+  // The caller keeps its tensors (and may write into them later): every value is copied.
+  return load_state_dict_impl(state, strict, nullptr);
+}
+
+LoadResult Model::load_state_dict(std::vector<std::pair<std::string, Tensor>>&& state, bool strict) {
+  return load_state_dict_impl(state, strict, &state);
+}
+
+LoadResult Model::load_state_dict_impl(const std::vector<std::pair<std::string, Tensor>>& state, bool strict,
+                                       std::vector<std::pair<std::string, Tensor>>* owned) {
   const auto spec = state_dict_spec();
-  std::unordered_map<std::string, const Tensor*> given;
+  std::unordered_map<std::string, size_t> given;  // key -> index of its last value in `state`
   std::vector<std::string> given_order;
-  for (const auto& kv : state) {
-    if (!given.count(kv.first)) given_order.push_back(kv.first);
-    given[kv.first] = &kv.second;
+  for (size_t i = 0; i < state.size(); ++i) {
+    if (!given.count(state[i].first)) given_order.push_back(state[i].first);
+    given[state[i].first] = i;
   }
   std::set<std::string> known;
   for (const auto& p : spec) known.insert(p.name);
@@ -281,7 +291,7 @@ LoadResult Model::load_state_dict(const std::vector<std::pair<std::string, Tenso
       }
       continue;
     }
-    const Tensor& t = *it->second;
+    const Tensor& t = state[it->second].second;
     if (!t.defined()) {
       errors.push_back("no data for " + p.name);
       continue;
@@ -291,6 +301,12 @@ LoadResult Model::load_state_dict(const std::vector<std::pair<std::string, Tenso
     if (t.shape() != p.spec.shape() && !scalar_compat) {
       errors.push_back("size mismatch for " + p.name + ": copying a param with shape " + shape_to_string(t.shape()) +
                        " from checkpoint, the shape in current model is " + shape_to_string(p.spec.shape()) + ".");
+      continue;
+    }
+    // Share a value nobody else holds (Tensor storage is immutable by convention, and
+    // only this call can reach it): a model loaded from a file holds its weights once.
+    if (owned && t.spec() == p.spec && t.storage().use_count() == 1) {
+      accepted.emplace_back(p.name, std::move((*owned)[it->second].second));
       continue;
     }
     Tensor conv;

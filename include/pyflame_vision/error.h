@@ -11,6 +11,7 @@
 //   InvalidArgument         pyflame_vision.InvalidArgumentError ValueError
 //   TypeError               pyflame_vision.DTypeError           TypeError
 //   Unsupported             pyflame_vision.UnsupportedError     NotImplementedError
+//   WeightsError            pyflame_vision.WeightsError         RuntimeError, ValueError
 //
 // Messages say where, what was expected and what was received, e.g.
 //   [conv2d] layer4.0.conv1: expected 1024 input channels, got 4 (input shape [1, 4, 7, 7])
@@ -62,10 +63,12 @@ class Unsupported : public Error {
   explicit Unsupported(const std::string& what) : Error(what) {}
 };
 
-/// Weights are missing or do not fit the model: running a model that has no
-/// weights, or a state dict with missing, unexpected or mis-shaped entries.
-/// (torch raises RuntimeError for these; Python maps this to
-/// pyflame_vision.WeightsError, a RuntimeError.)
+/// Weights are missing or do not fit the model (running a model that has no
+/// weights, or a state dict with missing, unexpected or mis-shaped entries),
+/// or a weight file is malformed or unsafe (a pickle global outside the
+/// allowlist, a truncated archive, a tensor past its storage). torch raises
+/// RuntimeError for the first kind, so Python's pyflame_vision.WeightsError
+/// subclasses RuntimeError, and ValueError for the second.
 class WeightsError : public Error {
  public:
   explicit WeightsError(const std::string& what) : Error(what) {}

@@ -3,10 +3,11 @@
 Models are defined once in C++ (``pyflame_vision._core``); this package adds the
 torchvision-style factories (:mod:`pyflame_vision.models`), preprocessing
 transforms (:mod:`pyflame_vision.transforms`), weight files (``save_weights`` /
-``load_weights``), torchvision's pretrained weights (``models.ResNet50_Weights``,
-downloaded by :mod:`pyflame_vision.hub` into torch hub's cache) and the
-``pyflame-vision`` command, and images in, labels out: :func:`predict`, :func:`embed`
-(:mod:`pyflame_vision.inference`). Wheels also ship the C++
+``load_weights`` / ``read_weights``: ``.safetensors``, ``.npz`` and PyTorch checkpoints, read
+without torch and without running code from the file), torchvision's pretrained weights
+(``models.ResNet50_Weights``, downloaded by :mod:`pyflame_vision.hub` into torch hub's cache),
+images in, labels out (:func:`predict`, :func:`embed`: :mod:`pyflame_vision.inference`) and the
+``pyflame-vision`` command. Wheels also ship the C++
 SDK (headers, static library, CMake package): see :func:`get_cmake_dir`. Models run on float32
 NumPy arrays with the library's own CPU kernels.
 """
@@ -33,7 +34,7 @@ from pyflame_vision._core import (
 )
 from pyflame_vision._sdk import SdkNotFoundError, get_cmake_dir, get_include
 from pyflame_vision.inference import Prediction, embed, load_image, predict, softmax, topk
-from pyflame_vision.io import load_weights, save_weights
+from pyflame_vision.io import load_weights, read_weights, save_weights
 
 __all__ = [
     "DTypeError",
@@ -61,6 +62,7 @@ __all__ = [
     "load_weights",
     "models",
     "predict",
+    "read_weights",
     "save_weights",
     "set_max_isa",
     "set_num_threads",

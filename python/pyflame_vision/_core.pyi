@@ -2,6 +2,7 @@
 pyflame_vision C++ core: module tree, layer graph, shape inference, CPU execution engine
 """
 from __future__ import annotations
+import numpy
 import types
 import typing
 from typing import NamedTuple
@@ -17,13 +18,13 @@ class ShapeOverflowError(ShapeError, OverflowError): ...
 class InvalidArgumentError(PyflameVisionError, ValueError): ...
 class DTypeError(PyflameVisionError, TypeError): ...
 class UnsupportedError(PyflameVisionError, NotImplementedError): ...
-class WeightsError(PyflameVisionError, RuntimeError): ...
+class WeightsError(PyflameVisionError, RuntimeError, ValueError): ...
 
 class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
 
-__all__: list[str] = ['DTypeError', 'EfficientNet', 'IncompatibleKeys', 'InvalidArgumentError', 'Model', 'Module', 'Parameter', 'PyflameVisionError', 'ResNet', 'ResNetBlockType', 'ShapeError', 'ShapeOverflowError', 'Summary', 'SummaryRow', 'TensorSpec', 'UnsupportedError', 'WeightsError', 'active_isa', 'detected_isa', 'factories', 'get_num_threads', 'set_max_isa', 'set_num_threads', 'transforms']
+__all__: list[str] = ['DTypeError', 'EfficientNet', 'IncompatibleKeys', 'InvalidArgumentError', 'Model', 'Module', 'Parameter', 'PyflameVisionError', 'ResNet', 'ResNetBlockType', 'ShapeError', 'ShapeOverflowError', 'Summary', 'SummaryRow', 'TensorSpec', 'UnsupportedError', 'WeightsError', 'active_isa', 'detected_isa', 'factories', 'get_num_threads', 'load_weights', 'read_weights', 'set_max_isa', 'set_num_threads', 'transforms']
 class TensorSpec:
     """
     Shape and dtype of a tensor (metadata only; never holds data).
@@ -365,6 +366,14 @@ def detected_isa() -> str:
 def get_num_threads() -> int:
     """
     Threads pyflame_vision uses for compute.
+    """
+def load_weights(model: Model, path: str, strict: bool = True, *, key: str | None = None, strip_prefix: str | None = None) -> IncompatibleKeys:
+    """
+    Load a .safetensors file or a PyTorch checkpoint into `model` entirely in C++ (the model takes over the tensors read, no copy). Returns IncompatibleKeys; raises WeightsError (previous weights then unchanged).
+    """
+def read_weights(path: str, *, key: str | None = None, strip_prefix: str | None = None) -> dict[str, numpy.ndarray]:
+    """
+    The tensors of a .safetensors file or a PyTorch checkpoint (format from the content; no code from the file runs) as {name: numpy array}, sharing the reader's memory. Raises WeightsError.
     """
 def set_max_isa(isa: str) -> None:
     """

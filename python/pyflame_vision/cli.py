@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -87,11 +89,35 @@ def main(argv: list[str] | None = None) -> int:
                          help="cap the instruction-set tier (default: the best this CPU has)")
     p_bench.add_argument("--plan", action="store_true", help="print the execution plan (one line per step)")
 
+    p_conv = sub.add_parser(
+        "convert",
+        help="convert a weight file (a PyTorch .pth/.pt/.bin/.ckpt, .safetensors or .npz) to .safetensors, "
+        "without torch and without running code from the file",
+    )
+    p_conv.add_argument("input", help="the weight file to read")
+    p_conv.add_argument("output", help="the .safetensors file to write (atomically: a temporary file, then a rename)")
+    p_conv.add_argument("--model", default=None,
+                        help="check the keys and shapes against this model (see `pyflame-vision list`) and write its "
+                        "state dict (float32, int64 num_batches_tracked); without it, every tensor is written as read")
+    p_conv.add_argument("--num-classes", type=int, default=1000, help="classifier outputs of --model (default 1000)")
+    p_conv.add_argument("--key", default=None,
+                        help="the top-level entry of a training checkpoint that holds the state dict, e.g. state_dict")
+    p_conv.add_argument("--strip-prefix", default=None, metavar="PREFIX",
+                        help="remove PREFIX from every key that starts with it, e.g. module. (DataParallel)")
+
     _cli_images.add_parsers(sub)
 
     args = parser.parse_args(argv)
     if args.command in ("predict", "embed"):
         return _cli_images.run(args, parser)
+    if args.command == "convert":
+        if args.model is not None and args.model not in models.list_models():
+            parser.error(f"unknown model {args.model!r}; available: {', '.join(models.list_models())}")
+        try:
+            return _convert(args)
+        except (PyflameVisionError, ValueError, TypeError, OSError) as exc:
+            print(f"pyflame-vision: error: {exc}", file=sys.stderr)
+            return 1
     try:
         if args.command == "list":
             for name in models.list_models():
@@ -115,6 +141,37 @@ def main(argv: list[str] | None = None) -> int:
     except (PyflameVisionError, ValueError, TypeError) as exc:
         print(f"pyflame-vision: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from safetensors.numpy import save_file
+
+    out = args.output
+    if not out.lower().endswith(".safetensors"):
+        raise ValueError(f"convert: the output must be a .safetensors file, got {out!r}")
+    state = pyflame_vision.read_weights(args.input, key=args.key, strip_prefix=args.strip_prefix)
+    metadata = {"format": "np"}
+    if args.model is not None:
+        model = _build(args.model, args.num_classes)
+        model.load_state_dict(state)  # WeightsError listing every missing, unexpected and mis-shaped key
+        state = model.state_dict()
+        metadata["model"] = model.name
+    directory = os.path.dirname(os.path.abspath(out))
+    fd, tmp = tempfile.mkstemp(prefix=".pyflame-vision-convert-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise stick to the output
+        save_file(dict(state), tmp, metadata=metadata)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    nbytes = sum(v.nbytes for v in state.values())
+    checked = f", keys and shapes match {args.model}" if args.model is not None else ""
+    print(f"wrote {out}: {len(state)} tensors, {nbytes} bytes{checked}")
+    return 0
 
 
 def _bench(model: models.Model, args: argparse.Namespace) -> int:

@@ -305,10 +305,13 @@ TEST(Weights, FailedLoadLeavesTheModelUnchanged) {
   EXPECT_TRUE(same_bytes(m->forward(x.data(), {1, 3, 32, 32}), before));
   std::remove(path.c_str());
 
-  EXPECT_TRUE(Contains(message_of<pfv::InvalidArgument>([&] { pfv::load_weights(*m, "model.pth"); }),
-                       "looks like a pickled PyTorch checkpoint"));
+  // PyTorch checkpoints load too (tests in test_pth.cpp); .npz files are the Python package's.
+  EXPECT_TRUE(Contains(message_of<pfv::WeightsError>([&] { pfv::load_weights(*m, "/nonexistent/model.pth"); }),
+                       "cannot open /nonexistent/model.pth"));
   EXPECT_TRUE(Contains(message_of<pfv::InvalidArgument>([&] { pfv::load_weights(*m, "weights.npz"); }),
-                       "expected a name ending in .safetensors"));
+                       "weights.npz is a NumPy archive, which only the Python package reads"));
+  EXPECT_TRUE(Contains(message_of<pfv::InvalidArgument>([&] { pfv::save_weights(*m, "weights.pth"); }),
+                       "expected a name ending in .safetensors (PyTorch checkpoints are read, never written)"));
   EXPECT_TRUE(Contains(message_of<pfv::WeightsError>([&] { pfv::load_weights(*m, "/nonexistent.safetensors"); }),
                        "cannot open /nonexistent.safetensors"));
   EXPECT_TRUE(Contains(message_of<pfv::WeightsError>([] { pfv::save_weights(*pfv::models::resnet18(), "x.safetensors"); }),

@@ -122,3 +122,30 @@ def isa_tier(request):
         yield tier
     finally:
         pyflame_vision.set_max_isa(previous)
+
+
+_NO_TORCH_SITECUSTOMIZE = """
+import sys
+
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ImportError(f"{name} is made unimportable for this test")
+        return None
+
+
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def env_without_torch(tmp_path) -> dict:
+    """An environment for a child Python in which `import torch` (and torchvision) fails: a
+    sitecustomize on PYTHONPATH installs an import blocker. PYFLAME_VISION_REQUIRE_TORCH is dropped."""
+    env = dict(os.environ)
+    env.pop("PYFLAME_VISION_REQUIRE_TORCH", None)
+    site = tmp_path / "no-torch-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_NO_TORCH_SITECUSTOMIZE)
+    env["PYTHONPATH"] = os.pathsep.join([str(site)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env

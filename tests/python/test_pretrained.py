@@ -19,11 +19,12 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pyflame_vision
 import pyflame_vision.models as models
-from conftest import MODEL_NAMES, ROOT, require_torchvision
+from conftest import MODEL_NAMES, ROOT, env_without_torch, require_torchvision, tv_model_random_bn
 from pyflame_vision import hub
 from pyflame_vision.transforms import ImageClassification, InterpolationMode
 
@@ -354,3 +355,92 @@ def test_package_has_the_new_names():
     assert pyflame_vision.hub is hub
     for name in ("get_weight", "get_model_weights", "WeightsEnum", "Weights", "ResNet50_Weights"):
         assert name in models.__all__
+
+
+# --------------------------------------------------------------------------- weights= end to end
+
+# A checkpoint made by torch (torchvision's architecture, calibrated BatchNorm) stands in for
+# torchvision's trained file under the file name the enum expects: a cached file is used as it is,
+# as torch hub does.
+
+
+@pytest.fixture
+def cached_resnet18(cache):
+    torch, _ = require_torchvision()
+    tv = tv_model_random_bn("resnet18", seed=11)
+    member = models.ResNet18_Weights.IMAGENET1K_V1
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / member.url.rsplit("/", 1)[1]
+    torch.save(tv.state_dict(), path)
+    return tv, path
+
+
+def _tv_logits(tv, x):
+    torch, _ = require_torchvision()
+    with torch.no_grad():
+        return tv(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parity
+def test_weights_default_loads_the_cached_checkpoint(cached_resnet18, server, monkeypatch):
+    tv, path = cached_resnet18
+    monkeypatch.setenv("PYFLAME_VISION_WEIGHTS_MIRROR", f"{server.url}/models/")  # must not be asked
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    ref = _tv_logits(tv, x)
+    for model in (models.resnet18(weights="DEFAULT"), models.resnet18(pretrained=True),
+                  models.resnet18(weights=models.ResNet18_Weights.IMAGENET1K_V1, progress=False),
+                  models.get_model("resnet18", weights="ResNet18_Weights.IMAGENET1K_V1")):
+        out = model(x)
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert server.requests == []
+    # get_state_dict: NumPy arrays equal to torch's tensors bit for bit
+    state = models.ResNet18_Weights.DEFAULT.get_state_dict(progress=False)
+    tv_state = tv.state_dict()
+    assert list(state) == list(tv_state)
+    for key, value in tv_state.items():
+        assert np.array_equal(state[key], value.numpy()), key
+
+
+def test_weights_default_offline_says_where_to_put_the_file(cache, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("PYFLAME_VISION_WEIGHTS_MIRROR", f"http://127.0.0.1:{port}/")
+    with pytest.raises(hub.DownloadError, match=str(cache / "efficientnet_b0_rwightman-7f5810bc.pth")):
+        models.efficientnet_b0(weights="DEFAULT", progress=False)
+
+
+NO_TORCH_CHILD = """
+import sys
+import numpy as np
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("torch is importable in the child")
+import pyflame_vision.models as models
+model = models.resnet18(weights="DEFAULT")
+np.save(sys.argv[2], model(np.load(sys.argv[1])))
+preset = models.ResNet18_Weights.DEFAULT.transforms()
+assert preset.crop_size == [224] and preset.resize_size == [256]
+assert models.ResNet18_Weights.DEFAULT.meta["categories"][207] == "golden retriever"
+assert not any(n == "torch" or n.startswith("torch.") for n in sys.modules), "torch got imported"
+print("ok")
+"""
+
+
+@pytest.mark.parity
+def test_pretrained_weights_without_torch(cached_resnet18, tmp_path):
+    tv, _ = cached_resnet18
+    x = np.random.default_rng(1).standard_normal((1, 3, 96, 96), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    env = env_without_torch(tmp_path)  # keeps PYFLAME_VISION_HOME pointing at the fixture's cache
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH_CHILD, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ref = _tv_logits(tv, x)
+    out = np.load(tmp_path / "y.npy")
+    assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()

@@ -14,7 +14,7 @@
 // Weights: a model starts without weights. init_weights(seed) fills them with
 // torchvision's initialisation schemes; load_state_dict() takes torchvision's
 // state-dict keys (load_weights() in io.h reads them from a .safetensors
-// file). Weights are an immutable snapshot swapped atomically, so a forward
+// file or a PyTorch checkpoint). Weights are an immutable snapshot swapped atomically, so a forward
 // that is running keeps the weights it started with, and a failed load leaves
 // the previous weights untouched.
 //
@@ -150,6 +150,13 @@ class Model : public nn::Module {
   /// strict); on error the previous weights stay. With strict = false, keys of
   /// the model that are absent keep their previous values.
   LoadResult load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state, bool strict = true);
+  /// The same, taking the tensors over: a value that already has the model's
+  /// dtype and shape and whose storage nothing else holds (use_count() == 1,
+  /// e.g. tensors a reader just created) becomes the model's weight without a
+  /// copy; other values are converted or copied as above. `state` is left in
+  /// an unspecified state, on success and on error (the model's previous
+  /// weights still stay on error).
+  LoadResult load_state_dict(std::vector<std::pair<std::string, Tensor>>&& state, bool strict = true);
 
   // ---------------------------------------------------------------- running
   /// Runs the model on a float32 [N, C, H, W] input; returns a new tensor the
@@ -192,6 +199,9 @@ class Model : public nn::Module {
 
  private:
   using WeightMap = std::unordered_map<std::string, Tensor>;
+  /// Both load_state_dict overloads; `owned` is `state` when its values may be moved out, else null.
+  LoadResult load_state_dict_impl(const std::vector<std::pair<std::string, Tensor>>& state, bool strict,
+                                  std::vector<std::pair<std::string, Tensor>>* owned);
   std::shared_ptr<const WeightMap> weights() const;
   void require_weights() const;
   /// The compiled executable for `input` (compiling and caching it if needed).
