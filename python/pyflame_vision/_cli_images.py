@@ -33,8 +33,8 @@ _WEIGHTS_HELP = (
     "is taken from the download cache (torch hub's, ~/.cache/torch/hub/checkpoints) or downloaded. Default: DEFAULT"
 )
 _WEIGHTS_FILE_HELP = (
-    "read the trained weights from this file (.safetensors or .npz, and .pth where the library reads PyTorch "
-    "checkpoints) instead of the cache; the preset and class names still come from --weights"
+    "read the trained weights from this file (a PyTorch checkpoint .pth/.pt/.bin/.ckpt, .safetensors or .npz) "
+    "instead of the cache; the preset and class names still come from --weights"
 )
 
 
@@ -80,7 +80,7 @@ def _missing_weights_help(name: str, member: Any, reason: BaseException) -> str:
         f"    and copy {file} into {get_cache_dir()} here (torchvision's downloads land there too);\n"
         f"  - download {member.url} yourself and pass --weights-file {file};\n"
         f"  - where torch is installed: torch.save(torchvision.models.{name}(weights='{member._name_}')"
-        f".state_dict(), '{name}.pth'), or save it as .safetensors, and pass --weights-file;\n"
+        f".state_dict(), '{name}.pth') and pass --weights-file {name}.pth;\n"
         f"  - or point PYFLAME_VISION_WEIGHTS_MIRROR at a mirror of https://download.pytorch.org/models/."
     )
 

@@ -154,16 +154,15 @@ def _calibrated(name: str, seed: int = 0):
 
 @pytest.fixture(scope="module", params=["resnet18", "efficientnet_b0"])
 def trained(request, tmp_path_factory):
-    """(name, torchvision model, weights file saved by torch)."""
+    """(name, torchvision model, its checkpoint saved by torch.save)."""
     torch, torchvision = require_torchvision()
-    from safetensors.torch import save_file
 
     name = request.param
     tv_model = _calibrated(name)
-    # The .pth reader has not landed on main yet: the checkpoint goes through torch's safetensors writer and
-    # the library's weight reader (pyflame_vision.load_weights).
-    path = tmp_path_factory.mktemp("weights") / f"{name}.safetensors"
-    save_file({k: v.contiguous() for k, v in tv_model.state_dict().items()}, str(path))
+    # Saved by torch as torchvision's checkpoints are (torch.save of the state dict), read by the library's
+    # PyTorch checkpoint reader (pyflame_vision.load_weights).
+    path = tmp_path_factory.mktemp("weights") / f"{name}.pth"
+    torch.save(tv_model.state_dict(), str(path))
     return name, tv_model, path
 
 
