@@ -83,6 +83,7 @@ class _ShapePreserving(Transform):
     """Conversions that keep the [..., C, H, W] shape (PIL images are described by their tensor shape)."""
 
     def get_output_shape(self, input_shape: Sequence[int]) -> list[int]:
+        # An empty Compose returns the shape after the core's checks (ints, >= 0, int64).
         return list(_core.transforms.Compose([]).get_output_shape(list(input_shape)))
 
 
