@@ -49,6 +49,9 @@
 
 namespace pyflame_vision {
 class Executable;
+namespace kernels {
+class PackCache;
+}  // namespace kernels
 namespace models {
 
 /// One row of Model::summary: a graph node.
@@ -60,21 +63,8 @@ struct SummaryRow {
   int64_t macs = 0;    ///< multiply-accumulates (convolution and linear layers)
 };
 
-/// A borrowed float32 array: `data` points at element [0, 0, 0, 0]; `strides`
-/// (one per dimension of `shape`) are in elements, not bytes, and may be
-/// negative or zero. The caller keeps the memory alive and unchanged for the
-/// duration of the call that reads it; the library never writes through it.
-struct InputView {
-  const float* data = nullptr;
-  Shape shape;
-  std::vector<int64_t> strides;
-  /// A dense row-major view of `t`. Throws TypeError if `t` is not float32.
-  /// The view borrows `t`'s storage: `t` must outlive it.
-  static InputView of(const Tensor& t);
-  /// A dense row-major (C-contiguous) view of `shape` at `data`.
-  /// Throws ShapeError for a negative dimension.
-  static InputView contiguous(const float* data, Shape shape);
-};
+/// Kept under its former name (it lives in tensor.h, beside the tensor types).
+using InputView = pyflame_vision::InputView;
 
 /// What load_state_dict(strict=false) skipped (torch's _IncompatibleKeys).
 struct LoadResult {
@@ -213,6 +203,10 @@ class Model : public nn::Module {
   };
   mutable std::map<std::string, CacheEntry> cache_;
   mutable uint64_t clock_ = 0;
+  // Packed weights shared by the executables of every input shape compiled
+  // from the same graph and weights (each layer once per implementation).
+  mutable std::shared_ptr<kernels::PackCache> packs_;
+  mutable std::shared_ptr<const void> packs_graph_, packs_weights_;  // held: addresses never reused
 };
 
 }  // namespace models
