@@ -520,3 +520,11 @@ def test_removing_the_head_after_running_recompiles():
     y = m(x)  # same shape, new graph: must not reuse the cached executable
     assert y.shape == (1, 512, 2, 2)
     assert np.array_equal(y, last)
+
+
+def test_the_required_tier_is_detected():
+    """PYFLAME_VISION_REQUIRE_ISA (CI: the tier the CPU reports) must be available; tests of it never skip."""
+    from conftest import ISA_TIERS, required_isa
+
+    detected = pyflame_vision.detected_isa()
+    assert ISA_TIERS.index(detected) >= ISA_TIERS.index(required_isa()), (detected, required_isa())

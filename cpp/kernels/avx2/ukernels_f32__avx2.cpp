@@ -37,9 +37,10 @@ PFV_INLINE V select_neg(V a, V b, V x) { return _mm256_blendv_ps(a, b, x); }
 PFV_INLINE V zero_below(V p, V z, float limit) {
   return _mm256_andnot_ps(_mm256_cmp_ps(z, _mm256_set1_ps(limit), _CMP_LT_OQ), p);
 }
-// m where m is NaN, else v if v > m or v is NaN, else m (torch's max pooling).
+// v if v > m or v is NaN, else m (torch's max pooling step: NaN wins, then
+// stays; on ties m is kept, so -0.0 and 0.0 keep their order).
 PFV_INLINE V max_nan(V m, V v) {
-  return _mm256_blendv_ps(_mm256_max_ps(m, v), m, _mm256_cmp_ps(m, m, _CMP_UNORD_Q));
+  return _mm256_blendv_ps(_mm256_max_ps(v, m), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 // Mask of vector j of a row of n floats.
 PFV_INLINE Mask mask_of(size_t n, size_t j) {

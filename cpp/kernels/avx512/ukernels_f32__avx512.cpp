@@ -40,9 +40,10 @@ PFV_INLINE V select_neg(V a, V b, V x) { return _mm512_mask_blend_ps(_mm512_move
 PFV_INLINE V zero_below(V p, V z, float limit) {
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, _mm512_set1_ps(limit), _CMP_NLT_UQ), p);
 }
-// m where m is NaN, else v if v > m or v is NaN, else m (torch's max pooling).
+// v if v > m or v is NaN, else m (torch's max pooling step: NaN wins, then
+// stays; on ties m is kept, so -0.0 and 0.0 keep their order).
 PFV_INLINE V max_nan(V m, V v) {
-  return _mm512_mask_mov_ps(_mm512_max_ps(m, v), _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q), m);
+  return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 }
 // Mask of vector j of a row of n floats.
 PFV_INLINE Mask mask_of(size_t n, size_t j) {
