@@ -21,11 +21,14 @@ if os.environ.get("CI"):
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MODEL_NAMES = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2",
-    "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
-]
+def _model_names() -> list:
+    from pyflame_vision import _core
+
+    return [row["name"] for row in _core.factories.model_table()]
+
+
+# The C++ model table (torchvision's order): tests iterate it rather than spelling the names out.
+MODEL_NAMES = _model_names()
 
 # torchvision's published figures (weights meta: num_params, _ops in GMACs at the
 # weights' crop size). Used when torchvision is absent; the parity tests also
