@@ -166,14 +166,14 @@ class Model : public nn::Module {
 
   /// The lowered graph (immutable snapshot; rebuilt by mutating calls).
   std::shared_ptr<const Graph> graph() const;
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(nn::Lowering& g, ValueId x) const override;
 
  protected:
   /// Lowers the model into a fresh graph and publishes it. Derived constructors
   /// call this last, and again after every structural change.
   void rebuild_graph();
   /// Emits the model's forward() into `g`, tapping the features; returns the output.
-  virtual ValueId lower_model(GraphBuilder& g, ValueId x) const = 0;
+  virtual ValueId lower_model(nn::Lowering& g, ValueId x) const = 0;
   /// Whether a Linear layer uses EfficientNet's init (uniform +-1/sqrt(out),
   /// zero bias) rather than torch's default (uniform +-1/sqrt(in)).
   virtual bool efficientnet_linear_init() const { return false; }
