@@ -49,6 +49,12 @@ Executable::Executable(const Graph& graph, const WeightMap& weights, const Tenso
   }
 }
 
+int64_t Executable::macs_executed() const {
+  int64_t total = 0;
+  for (const auto& s : steps_) total += s->macs;
+  return total;
+}
+
 Executable::~Executable() {
   for (float* a : free_arenas_) std::free(a);
 }

@@ -36,6 +36,8 @@ class Executable {
   /// One line per step: "layer1.0.conv1+bn1+relu: gemm 1x1 igemm_f32_6x16__avx2 +relu".
   const std::string& plan() const { return plan_; }
   int64_t arena_bytes() const { return arena_floats_ * 4; }
+  /// Multiply-adds the steps execute per run (Winograd layers count their 16 products per 2x2 tile).
+  int64_t macs_executed() const;
   Isa isa() const { return isa_; }
 
  private:

@@ -2,6 +2,7 @@
 // output, all NHWC buffers inside the arena; run() is const and thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ struct Step {
   std::string label;  // node paths, e.g. "layer1.0.conv1+bn1+relu"
   std::string algo;   // kernel, e.g. "gemm 1x1 igemm_f32_6x16__avx2 +relu"
   std::string why;    // selection trace (PYFLAME_VISION_VERBOSE), one line per candidate
+  int64_t macs = 0;   // multiply-adds the kernel executes per run (Winograd's fewer)
 };
 
 }  // namespace pyflame_vision

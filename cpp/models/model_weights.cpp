@@ -419,6 +419,11 @@ std::vector<Tensor> Model::forward_features(const InputView& input) const {
   return executable(spec, true)->run(input);
 }
 
+int64_t Model::executed_macs(const TensorSpec& input, bool features) const {
+  execution_plan(input, features);  // validates and compiles
+  return executable(input, features)->macs_executed();
+}
+
 std::string Model::execution_plan(const TensorSpec& input, bool features) const {
   if (features) {
     forward_features(input);

@@ -107,6 +107,7 @@ std::unique_ptr<Step> conv_step(const Program& p, const Op& op, const WeightMap&
   s->k = std::make_unique<kernels::Conv2dKernel>(cs, op.epilogue, isa, packs, op.label, source);
   s->algo = s->k->description();
   s->why = s->k->why();
+  s->macs = s->k->macs_executed();
   return s;
 }
 
@@ -123,6 +124,7 @@ std::unique_ptr<Step> linear_step(const Program& p, const Op& op, const WeightMa
   s->k = std::make_unique<kernels::LinearKernel>(lin.in_features(), lin.out_features(), w.data_f32(), b,
                                                  op.epilogue, isa, packs, op.label);
   s->rows = in.n;
+  s->macs = in.n * lin.in_features() * lin.out_features();
   s->algo = s->k->description();
   return s;
 }

@@ -163,6 +163,11 @@ class Model : public nn::Module {
   /// How the model runs for `input`: one line per step (fused layers,
   /// algorithm, microkernel). Compiles (and caches) if needed.
   std::string execution_plan(const TensorSpec& input, bool features = false) const;
+  /// Multiply-adds the compiled kernels execute for `input`: the direct
+  /// convolution's count (summary()'s MACs), less where an algorithm
+  /// multiplies less (Winograd F(2x2,3x3): 16 products per 2x2 tile instead
+  /// of 36). For honest "% of peak" figures. Compiles (and caches) if needed.
+  int64_t executed_macs(const TensorSpec& input, bool features = false) const;
 
   /// The lowered graph (immutable snapshot; rebuilt by mutating calls).
   std::shared_ptr<const Graph> graph() const;
