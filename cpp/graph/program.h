@@ -83,6 +83,8 @@ struct Uses {
   int sole_reader(int v) const;
 };
 Uses uses_of(const Program& p);
+/// Removes the ops marked in `dead` (absorbed by a fusion), keeping the order.
+void erase_ops(Program& p, const std::vector<char>& dead);
 /// The layer path's last component with a '+' ("+bn1" for "layer1.0.bn1").
 std::string fused_suffix(const std::string& path);
 

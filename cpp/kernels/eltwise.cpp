@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <limits>
 
+#include <vector>
+
 #include "core/thread_pool.h"
+#include "kernels/indirection.h"
 
 namespace pyflame_vision {
 namespace kernels {
@@ -67,21 +70,24 @@ void scale_shift(int64_t rows, int64_t c, const float* x, const float* scale, co
 
 void max_pool(const UkernelSet& uk, const PoolShape& s, const float* x, float* y) {
   const size_t C = static_cast<size_t>(s.c);
+  Window win;
+  win.H = static_cast<size_t>(s.ih), win.W = static_cast<size_t>(s.iw), win.C = C;
+  win.OH = static_cast<size_t>(s.oh), win.OW = static_cast<size_t>(s.ow);
+  win.KH = static_cast<size_t>(s.kh), win.KW = static_cast<size_t>(s.kw);
+  win.SH = s.sh, win.SW = s.sw, win.PH = s.ph, win.PW = s.pw, win.DH = s.dh, win.DW = s.dw;
+  // Padding taps read -inf: they never win (torch pads max pooling with -inf).
+  const std::vector<float> low(C, -std::numeric_limits<float>::infinity());
   parallel_rows(s.n * s.oh, s.ow * s.c, [&](int64_t r0, int64_t r1) {
+    Indirection ind(win, low.data());
+    std::vector<const float*> taps(win.taps());
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / s.oh, oy = r % s.oh;
+      ind.set_row(x + b * s.ih * s.iw * s.c, static_cast<size_t>(oy));
       for (int64_t ox = 0; ox < s.ow; ++ox) {
         float* o = y + ((b * s.oh + oy) * s.ow + ox) * s.c;
-        std::fill(o, o + s.c, -std::numeric_limits<float>::infinity());
-        for (int64_t u = 0; u < s.kh; ++u) {
-          const int64_t iy = oy * s.sh - s.ph + u * s.dh;
-          if (iy < 0 || iy >= s.ih) continue;
-          for (int64_t v = 0; v < s.kw; ++v) {
-            const int64_t ix = ox * s.sw - s.pw + v * s.dw;
-            if (ix < 0 || ix >= s.iw) continue;
-            uk.vmax(C, x + ((b * s.ih + iy) * s.iw + ix) * s.c, o);
-          }
-        }
+        std::copy(low.begin(), low.end(), o);
+        ind.taps(static_cast<size_t>(ox), taps.data(), 1);
+        for (const float* t : taps) uk.vmax(C, t, o);
       }
     }
   });

@@ -57,6 +57,7 @@ ISAS = {
         "DW_BLOCKS": 4,  # channel vectors per pixel in the depthwise kernel's main loop
         "DW_PIX": 3,  # pixels per step
         "GROUP_CS": [4, 8],  # grouped kernels: channels per group
+        "G4_KG": 2,  # 4-channel groups: input channels per pass (16 registers: 12 accumulators + 2 weights + input)
     },
     "avx512": {
         "ISA": "avx512",
@@ -85,6 +86,7 @@ ISAS = {
         "DW_BLOCKS": 4,
         "DW_PIX": 3,
         "GROUP_CS": [4, 8, 16],
+        "G4_KG": 4,  # 32 registers: 24 accumulators + 4 weights + input
     },
 }
 

@@ -1,9 +1,6 @@
 #include "kernels/indirection.h"
 
 #include <algorithm>
-#include <string>
-
-#include "pyflame_vision/error.h"
 
 namespace pyflame_vision {
 namespace kernels {
@@ -17,10 +14,11 @@ Window Window::of(const ConvShape& s) {
   return w;
 }
 
-Indirection::Indirection(const Window& w, const float* zero) : w_(w), zero_(zero) {
-  if (w.KH > kMaxRows)
-    throw Unsupported("[conv2d] kernels taller than " + std::to_string(kMaxRows) + " rows are not supported, got " +
-                      std::to_string(w.KH));
+Indirection::Indirection(const Window& w, const float* zero) : w_(w), zero_(zero), rows_(inline_rows_) {
+  if (w.KH > kInlineRows) {
+    heap_rows_.resize(w.KH);
+    rows_ = heap_rows_.data();
+  }
   // ox is interior iff ox*SW - PW >= 0 and ox*SW - PW + (KW-1)*DW <= W-1.
   const int64_t span = static_cast<int64_t>(w.KW - 1) * w.DW;
   ox_lo_ = static_cast<size_t>((w.PW + w.SW - 1) / w.SW);

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/conv.h"
 
@@ -28,10 +29,11 @@ struct Window {
 
 class Indirection {
  public:
-  /// `zero` must hold as many zeros as a tap reads. Throws InvalidArgument
-  /// for windows taller than kMaxRows.
+  /// `zero` must hold as many floats as a tap reads (zeros for convolutions;
+  /// max pooling passes -inf).
   Indirection(const Window& w, const float* zero);
-  static constexpr size_t kMaxRows = 64;
+  Indirection(const Indirection&) = delete;  // rows_ may point into the object
+  Indirection& operator=(const Indirection&) = delete;
 
   /// Selects output row `oy` of the image whose pixel (0, 0) starts at `img`
   /// (already offset to the first channel wanted).
@@ -47,9 +49,12 @@ class Indirection {
   int64_t first_col(size_t ox) const { return static_cast<int64_t>(ox) * w_.SW - w_.PW; }
 
  private:
+  static constexpr size_t kInlineRows = 16;  // every kernel of the supported models; taller ones allocate
   Window w_;
   const float* zero_;
-  const float* rows_[kMaxRows] = {};
+  const float* inline_rows_[kInlineRows] = {};
+  std::vector<const float*> heap_rows_;
+  const float** rows_;
   size_t ox_lo_ = 0, ox_hi_ = 0;
 };
 

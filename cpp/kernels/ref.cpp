@@ -8,6 +8,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/conv_impls.h"
+#include "kernels/indirection.h"
 
 namespace pyflame_vision {
 namespace kernels {
@@ -31,23 +32,23 @@ class RefConv final : public ConvImpl {
 
   void run(const ConvShape& s, const float* in, float* out, const float* residual, int act) const override {
     const int64_t kc = s.in_c / s.groups, npg = s.out_c / s.groups, ks = s.kernel_h * s.kernel_w;
+    const Window win = Window::of(s);
+    const std::vector<float> zero(static_cast<size_t>(s.in_c), 0.0f);
     auto row = [&](size_t r) {  // one output row of one image
       const int64_t n = static_cast<int64_t>(r) / s.out_h, oy = static_cast<int64_t>(r) % s.out_h;
+      Indirection ind(win, zero.data());
+      ind.set_row(in + n * s.in_h * s.in_w * s.in_c, static_cast<size_t>(oy));
+      std::vector<const float*> taps(static_cast<size_t>(ks));
       for (int64_t ox = 0; ox < s.out_w; ++ox) {
         const int64_t o_off = ((n * s.out_h + oy) * s.out_w + ox) * s.out_c;
+        ind.taps(static_cast<size_t>(ox), taps.data(), 1);
         for (int64_t oc = 0; oc < s.out_c; ++oc) {
           const int64_t g = oc / npg;
           float acc = bias_[static_cast<size_t>(oc)];
-          for (int64_t ky = 0; ky < s.kernel_h; ++ky) {
-            const int64_t iy = oy * s.stride_h - s.pad_h + ky * s.dilation_h;
-            if (iy < 0 || iy >= s.in_h) continue;
-            for (int64_t kx = 0; kx < s.kernel_w; ++kx) {
-              const int64_t ix = ox * s.stride_w - s.pad_w + kx * s.dilation_w;
-              if (ix < 0 || ix >= s.in_w) continue;
-              const float* x = in + ((n * s.in_h + iy) * s.in_w + ix) * s.in_c + g * kc;
-              const float* w = weight_.data() + oc * kc * ks + ky * s.kernel_w + kx;
-              for (int64_t k = 0; k < kc; ++k) acc += x[k] * w[k * ks];
-            }
+          for (int64_t t = 0; t < ks; ++t) {
+            const float* x = taps[static_cast<size_t>(t)] + g * kc;
+            const float* w = weight_.data() + oc * kc * ks + t;
+            for (int64_t k = 0; k < kc; ++k) acc += x[k] * w[k * ks];
           }
           if (residual != nullptr) acc += residual[o_off + oc];
           out[o_off + oc] = activate(acc, act);

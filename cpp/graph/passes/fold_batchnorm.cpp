@@ -22,10 +22,7 @@ void fold_batchnorm(Program& p) {
     bn = std::move(conv);
     dead[i] = 1;
   }
-  std::vector<Op> kept;
-  for (size_t i = 0; i < p.ops.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(p.ops[i]));
-  p.ops = std::move(kept);
+  erase_ops(p, dead);
 }
 
 }  // namespace passes

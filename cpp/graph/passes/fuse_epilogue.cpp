@@ -68,10 +68,7 @@ void fuse_epilogues(Program& p) {
       absorb(p, dead, at, static_cast<size_t>(r));
     }
   }
-  std::vector<Op> kept;
-  for (size_t i = 0; i < p.ops.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(p.ops[i]));
-  p.ops = std::move(kept);
+  erase_ops(p, dead);
 }
 
 }  // namespace passes

@@ -112,6 +112,13 @@ int Uses::sole_reader(int v) const {
   return r.size() == 1 ? r[0] : -1;
 }
 
+void erase_ops(Program& p, const std::vector<char>& dead) {
+  std::vector<Op> kept;
+  for (size_t i = 0; i < p.ops.size(); ++i)
+    if (!dead[i]) kept.push_back(std::move(p.ops[i]));
+  p.ops = std::move(kept);
+}
+
 std::string fused_suffix(const std::string& path) {
   const auto dot = path.rfind('.');
   return "+" + (dot == std::string::npos ? path : path.substr(dot + 1));

@@ -8,8 +8,13 @@
 
 #if defined(__GNUC__)
 #define PFV_INLINE inline __attribute__((always_inline))
+#define PFV_LAMBDA_INLINE __attribute__((always_inline))
+// A compiler barrier: memory is read again after it (registers are kept).
+#define PFV_BARRIER() __asm__ __volatile__("" ::: "memory")
 #else
+#define PFV_BARRIER()
 #define PFV_INLINE inline
+#define PFV_LAMBDA_INLINE
 #endif
 // Loops over registers are unrolled completely (bounds <= 32), so that arrays
 // of vectors stay in registers.
@@ -172,11 +177,24 @@ PFV_INLINE void store_tile(V* acc, int MR, int NV, size_t mr, size_t nc, float* 
   }
 }
 
-// Accumulators start at the bias row of the packed panel.
-PFV_INLINE void init_tile(V* acc, int MR, int NV, const float* w) {
-  PFV_UNROLL for (int i = 0; i < MR; ++i) {
-    PFV_UNROLL for (int j = 0; j < NV; ++j) acc[i * NV + j] = _mm256_loadu_ps(w + j * 8);
+// The frame of every igemm kernel: accumulators start at the bias row of the
+// packed panel; `step` reduces one tap (its MR row pointers, the packed
+// weights at w) and returns the next tap's weights; then the epilogue.
+template <typename Step>
+PFV_INLINE void igemm_frame(size_t mr, size_t nc, size_t ks, const float* const* a, const float* w, float* c,
+                            size_t ldc, const float* res, size_t ldr, int act, Step step) {
+  V acc[12];
+  PFV_UNROLL for (int i = 0; i < 6; ++i) {
+    PFV_UNROLL for (int j = 0; j < 2; ++j) acc[i * 2 + j] = _mm256_loadu_ps(w + j * 8);
   }
+  w += 16;
+  for (size_t t = 0; t < ks; ++t) {
+    const float* ap[6];
+    PFV_UNROLL for (int i = 0; i < 6; ++i) ap[i] = a[i];
+    a += 6;
+    w = step(acc, ap, w);
+  }
+  store_tile(acc, 6, 2, mr, nc, c, ldc, res, ldr, act);
 }
 
 }  // namespace
@@ -187,26 +205,49 @@ PFV_INLINE void init_tile(V* acc, int MR, int NV, const float* w) {
 void igemm_f32_6x16__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, size_t a_off,
                           const float* w, float* c, size_t ldc, const float* res, size_t ldr, int act) {
   (void)a_off;
-  V acc[12];
-  init_tile(acc, 6, 2, w);
-  w += 16;
-  for (size_t t = 0; t < ks; ++t) {
-    const float* ap[6];
-    PFV_UNROLL for (int i = 0; i < 6; ++i) ap[i] = a[i];
-    a += 6;
+  igemm_frame(mr, nc, ks, a, w, c, ldc, res, ldr, act,
+              [kc](V* acc, const float* const* ap, const float* wt) PFV_LAMBDA_INLINE {
 #pragma GCC unroll 4
-    for (size_t k = 0; k < kc; ++k) {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(w + j * 8);
-      w += 16;
-      PFV_UNROLL for (int i = 0; i < 6; ++i) {
-        const V v = bcast(ap[i] + k);
-        PFV_UNROLL for (int j = 0; j < 2; ++j) acc[i * 2 + j] = _mm256_fmadd_ps(v, b[j], acc[i * 2 + j]);
-      }
+                for (size_t k = 0; k < kc; ++k) {
+                  V b[2];
+                  PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(wt + j * 8);
+                  wt += 16;
+                  PFV_UNROLL for (int i = 0; i < 6; ++i) {
+                    const V v = bcast(ap[i] + k);
+                    PFV_UNROLL for (int j = 0; j < 2; ++j) acc[i * 2 + j] = _mm256_fmadd_ps(v, b[j], acc[i * 2 + j]);
+                  }
+                }
+                return wt;
+              });
+}
+
+namespace {
+
+// One pass over 2 input channels of groups narrower than a vector (grouped
+// kernels with 4 or 8 channels per group), for every row and vector of the
+// tile. Vector j's input vector holds its groups' channels; (AVX-512, 8
+// channels per group: vshuff32x4 with SHUF first copies the 128-bit lane with
+// channels 0-3 or 4-7 over both lanes of the group;) vpermilps with
+// immediate k * 0x55 then broadcasts channel k within each 128-bit lane, so
+// every lane sees only its own group's inputs. Vector j outermost, each input
+// vector loaded once: the accumulators, 2 weight vectors and the input fit
+// the 16 registers.
+template <int K0, int SHUF>
+PFV_INLINE void lane_group_pass(V* acc, const float* const* ap, size_t a_off, const float* w) {
+  PFV_UNROLL for (int j = 0; j < 2; ++j) {
+    const V w0 = _mm256_loadu_ps(w + 0 + j * 8);
+    const V w1 = _mm256_loadu_ps(w + 16 + j * 8);
+    PFV_UNROLL for (int i = 0; i < 6; ++i) {
+      V x = _mm256_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off);
+      V a = acc[i * 2 + j];
+      a = _mm256_fmadd_ps(_mm256_permute_ps(x, (K0 + 0) * 0x55), w0, a);
+      a = _mm256_fmadd_ps(_mm256_permute_ps(x, (K0 + 1) * 0x55), w1, a);
+      acc[i * 2 + j] = a;
     }
   }
-  store_tile(acc, 6, 2, mr, nc, c, ldc, res, ldr, act);
 }
+
+}  // namespace
 
 // ---------------------------------------------------------------- igemm 6x16g4c4
 // Grouped convolutions with 4 input and 4 output channels per group (kc == 4):
@@ -217,57 +258,14 @@ void igemm_f32_6x16__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const floa
 void igemm_f32_6x16g4c4__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                               size_t a_off, const float* w, float* c, size_t ldc, const float* res, size_t ldr,
                               int act) {
-  V acc[12];
-  init_tile(acc, 6, 2, w);
-  w += 16;
-  for (size_t t = 0; t < ks; ++t) {
-    const float* ap[6];
-    PFV_UNROLL for (int i = 0; i < 6; ++i) ap[i] = a[i];
-    a += 6;
-    (void)kc;
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(w + 0 + j * 8);
-      PFV_UNROLL for (int i = 0; i < 6; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm256_permute_ps(_mm256_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0x0);
-          acc[i * 2 + j] = _mm256_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(w + 16 + j * 8);
-      PFV_UNROLL for (int i = 0; i < 6; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm256_permute_ps(_mm256_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0x55);
-          acc[i * 2 + j] = _mm256_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(w + 32 + j * 8);
-      PFV_UNROLL for (int i = 0; i < 6; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm256_permute_ps(_mm256_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0xaa);
-          acc[i * 2 + j] = _mm256_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(w + 48 + j * 8);
-      PFV_UNROLL for (int i = 0; i < 6; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm256_permute_ps(_mm256_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0xff);
-          acc[i * 2 + j] = _mm256_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    w += 64;
-  }
-  store_tile(acc, 6, 2, mr, nc, c, ldc, res, ldr, act);
+  (void)kc;  // always 4
+  igemm_frame(mr, nc, ks, a, w, c, ldc, res, ldr, act,
+              [a_off](V* acc, const float* const* ap, const float* wt) PFV_LAMBDA_INLINE {
+                lane_group_pass<0, -1>(acc, ap, a_off, wt + 0);
+                PFV_BARRIER();  // reload the inputs: keeping them from the part before spills the accumulators
+                lane_group_pass<2, -1>(acc, ap, a_off, wt + 32);
+                return wt + 64;
+              });
 }
 
 // ---------------------------------------------------------------- igemm 6x16g2c8
@@ -277,25 +275,21 @@ void igemm_f32_6x16g4c4__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const 
 void igemm_f32_6x16g2c8__avx2(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                               size_t a_off, const float* w, float* c, size_t ldc, const float* res, size_t ldr,
                               int act) {
-  V acc[12];
-  init_tile(acc, 6, 2, w);
-  w += 16;
-  for (size_t t = 0; t < ks; ++t) {
-    const float* ap[6];
-    PFV_UNROLL for (int i = 0; i < 6; ++i) ap[i] = a[i];
-    a += 6;
-    for (size_t k = 0; k < kc; ++k) {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(w + j * 8);
-      w += 16;
-      PFV_UNROLL for (int i = 0; i < 6; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          acc[i * 2 + j] = _mm256_fmadd_ps(bcast(ap[i] + static_cast<size_t>(j) * a_off + k), b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-  }
-  store_tile(acc, 6, 2, mr, nc, c, ldc, res, ldr, act);
+  igemm_frame(mr, nc, ks, a, w, c, ldc, res, ldr, act,
+              [kc, a_off](V* acc, const float* const* ap, const float* wt) PFV_LAMBDA_INLINE {
+                for (size_t k = 0; k < kc; ++k) {
+                  V b[2];
+                  PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm256_loadu_ps(wt + j * 8);
+                  wt += 16;
+                  PFV_UNROLL for (int i = 0; i < 6; ++i) {
+                    PFV_UNROLL for (int j = 0; j < 2; ++j) {
+                      const V v = bcast(ap[i] + static_cast<size_t>(j) * a_off + k);
+                      acc[i * 2 + j] = _mm256_fmadd_ps(v, b[j], acc[i * 2 + j]);
+                    }
+                  }
+                }
+                return wt;
+              });
 }
 
 // ---------------------------------------------------------------- dwconv up8

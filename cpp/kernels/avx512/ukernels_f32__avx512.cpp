@@ -13,8 +13,13 @@
 
 #if defined(__GNUC__)
 #define PFV_INLINE inline __attribute__((always_inline))
+#define PFV_LAMBDA_INLINE __attribute__((always_inline))
+// A compiler barrier: memory is read again after it (registers are kept).
+#define PFV_BARRIER() __asm__ __volatile__("" ::: "memory")
 #else
+#define PFV_BARRIER()
 #define PFV_INLINE inline
+#define PFV_LAMBDA_INLINE
 #endif
 // Loops over registers are unrolled completely (bounds <= 32), so that arrays
 // of vectors stay in registers.
@@ -175,11 +180,24 @@ PFV_INLINE void store_tile(V* acc, int MR, int NV, size_t mr, size_t nc, float* 
   }
 }
 
-// Accumulators start at the bias row of the packed panel.
-PFV_INLINE void init_tile(V* acc, int MR, int NV, const float* w) {
-  PFV_UNROLL for (int i = 0; i < MR; ++i) {
-    PFV_UNROLL for (int j = 0; j < NV; ++j) acc[i * NV + j] = _mm512_loadu_ps(w + j * 16);
+// The frame of every igemm kernel: accumulators start at the bias row of the
+// packed panel; `step` reduces one tap (its MR row pointers, the packed
+// weights at w) and returns the next tap's weights; then the epilogue.
+template <typename Step>
+PFV_INLINE void igemm_frame(size_t mr, size_t nc, size_t ks, const float* const* a, const float* w, float* c,
+                            size_t ldc, const float* res, size_t ldr, int act, Step step) {
+  V acc[24];
+  PFV_UNROLL for (int i = 0; i < 12; ++i) {
+    PFV_UNROLL for (int j = 0; j < 2; ++j) acc[i * 2 + j] = _mm512_loadu_ps(w + j * 16);
   }
+  w += 32;
+  for (size_t t = 0; t < ks; ++t) {
+    const float* ap[12];
+    PFV_UNROLL for (int i = 0; i < 12; ++i) ap[i] = a[i];
+    a += 12;
+    w = step(acc, ap, w);
+  }
+  store_tile(acc, 12, 2, mr, nc, c, ldc, res, ldr, act);
 }
 
 }  // namespace
@@ -190,25 +208,53 @@ PFV_INLINE void init_tile(V* acc, int MR, int NV, const float* w) {
 void igemm_f32_12x32__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, size_t a_off,
                           const float* w, float* c, size_t ldc, const float* res, size_t ldr, int act) {
   (void)a_off;
-  V acc[24];
-  init_tile(acc, 12, 2, w);
-  w += 32;
-  for (size_t t = 0; t < ks; ++t) {
-    const float* ap[12];
-    PFV_UNROLL for (int i = 0; i < 12; ++i) ap[i] = a[i];
-    a += 12;
-    for (size_t k = 0; k < kc; ++k) {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(w + j * 16);
-      w += 32;
-      PFV_UNROLL for (int i = 0; i < 12; ++i) {
-        const V v = bcast(ap[i] + k);
-        PFV_UNROLL for (int j = 0; j < 2; ++j) acc[i * 2 + j] = _mm512_fmadd_ps(v, b[j], acc[i * 2 + j]);
-      }
+  igemm_frame(mr, nc, ks, a, w, c, ldc, res, ldr, act,
+              [kc](V* acc, const float* const* ap, const float* wt) PFV_LAMBDA_INLINE {
+                for (size_t k = 0; k < kc; ++k) {
+                  V b[2];
+                  PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(wt + j * 16);
+                  wt += 32;
+                  PFV_UNROLL for (int i = 0; i < 12; ++i) {
+                    const V v = bcast(ap[i] + k);
+                    PFV_UNROLL for (int j = 0; j < 2; ++j) acc[i * 2 + j] = _mm512_fmadd_ps(v, b[j], acc[i * 2 + j]);
+                  }
+                }
+                return wt;
+              });
+}
+
+namespace {
+
+// One pass over 4 input channels of groups narrower than a vector (grouped
+// kernels with 4 or 8 channels per group), for every row and vector of the
+// tile. Vector j's input vector holds its groups' channels; (AVX-512, 8
+// channels per group: vshuff32x4 with SHUF first copies the 128-bit lane with
+// channels 0-3 or 4-7 over both lanes of the group;) vpermilps with
+// immediate k * 0x55 then broadcasts channel k within each 128-bit lane, so
+// every lane sees only its own group's inputs. Vector j outermost, each input
+// vector loaded once: the accumulators, 4 weight vectors and the input fit
+// the 32 registers.
+template <int K0, int SHUF>
+PFV_INLINE void lane_group_pass(V* acc, const float* const* ap, size_t a_off, const float* w) {
+  PFV_UNROLL for (int j = 0; j < 2; ++j) {
+    const V w0 = _mm512_loadu_ps(w + 0 + j * 16);
+    const V w1 = _mm512_loadu_ps(w + 32 + j * 16);
+    const V w2 = _mm512_loadu_ps(w + 64 + j * 16);
+    const V w3 = _mm512_loadu_ps(w + 96 + j * 16);
+    PFV_UNROLL for (int i = 0; i < 12; ++i) {
+      V x = _mm512_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off);
+      if (SHUF >= 0) x = _mm512_shuffle_f32x4(x, x, SHUF < 0 ? 0 : SHUF);
+      V a = acc[i * 2 + j];
+      a = _mm512_fmadd_ps(_mm512_permute_ps(x, (K0 + 0) * 0x55), w0, a);
+      a = _mm512_fmadd_ps(_mm512_permute_ps(x, (K0 + 1) * 0x55), w1, a);
+      a = _mm512_fmadd_ps(_mm512_permute_ps(x, (K0 + 2) * 0x55), w2, a);
+      a = _mm512_fmadd_ps(_mm512_permute_ps(x, (K0 + 3) * 0x55), w3, a);
+      acc[i * 2 + j] = a;
     }
   }
-  store_tile(acc, 12, 2, mr, nc, c, ldc, res, ldr, act);
 }
+
+}  // namespace
 
 // ---------------------------------------------------------------- igemm 12x32g8c4
 // Grouped convolutions with 4 input and 4 output channels per group (kc == 4):
@@ -219,57 +265,12 @@ void igemm_f32_12x32__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const f
 void igemm_f32_12x32g8c4__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                               size_t a_off, const float* w, float* c, size_t ldc, const float* res, size_t ldr,
                               int act) {
-  V acc[24];
-  init_tile(acc, 12, 2, w);
-  w += 32;
-  for (size_t t = 0; t < ks; ++t) {
-    const float* ap[12];
-    PFV_UNROLL for (int i = 0; i < 12; ++i) ap[i] = a[i];
-    a += 12;
-    (void)kc;
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(w + 0 + j * 16);
-      PFV_UNROLL for (int i = 0; i < 12; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm512_permute_ps(_mm512_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0x0);
-          acc[i * 2 + j] = _mm512_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(w + 32 + j * 16);
-      PFV_UNROLL for (int i = 0; i < 12; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm512_permute_ps(_mm512_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0x55);
-          acc[i * 2 + j] = _mm512_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(w + 64 + j * 16);
-      PFV_UNROLL for (int i = 0; i < 12; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm512_permute_ps(_mm512_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0xaa);
-          acc[i * 2 + j] = _mm512_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(w + 96 + j * 16);
-      PFV_UNROLL for (int i = 0; i < 12; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          const V x = _mm512_permute_ps(_mm512_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off), 0xff);
-          acc[i * 2 + j] = _mm512_fmadd_ps(x, b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-    w += 128;
-  }
-  store_tile(acc, 12, 2, mr, nc, c, ldc, res, ldr, act);
+  (void)kc;  // always 4
+  igemm_frame(mr, nc, ks, a, w, c, ldc, res, ldr, act,
+              [a_off](V* acc, const float* const* ap, const float* wt) PFV_LAMBDA_INLINE {
+                lane_group_pass<0, -1>(acc, ap, a_off, wt + 0);
+                return wt + 128;
+              });
 }
 
 // ---------------------------------------------------------------- igemm 12x32g4c8
@@ -281,37 +282,14 @@ void igemm_f32_12x32g8c4__avx512(size_t mr, size_t nc, size_t kc, size_t ks, con
 void igemm_f32_12x32g4c8__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                               size_t a_off, const float* w, float* c, size_t ldc, const float* res, size_t ldr,
                               int act) {
-  V acc[24];
-  init_tile(acc, 12, 2, w);
-  w += 32;
-  for (size_t t = 0; t < ks; ++t) {
-    const float* ap[12];
-    PFV_UNROLL for (int i = 0; i < 12; ++i) ap[i] = a[i];
-    a += 12;
-    (void)kc;
-    PFV_UNROLL for (int i = 0; i < 12; ++i) {
-      PFV_UNROLL for (int j = 0; j < 2; ++j) {
-        const V x = _mm512_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off);
-        const V s = _mm512_shuffle_f32x4(x, x, 0xa0);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0x0), _mm512_loadu_ps(w + 0 + j * 16), acc[i * 2 + j]);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0x55), _mm512_loadu_ps(w + 32 + j * 16), acc[i * 2 + j]);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0xaa), _mm512_loadu_ps(w + 64 + j * 16), acc[i * 2 + j]);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0xff), _mm512_loadu_ps(w + 96 + j * 16), acc[i * 2 + j]);
-      }
-    }
-    PFV_UNROLL for (int i = 0; i < 12; ++i) {
-      PFV_UNROLL for (int j = 0; j < 2; ++j) {
-        const V x = _mm512_loadu_ps(ap[i] + static_cast<size_t>(j) * a_off);
-        const V s = _mm512_shuffle_f32x4(x, x, 0xf5);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0x0), _mm512_loadu_ps(w + 128 + j * 16), acc[i * 2 + j]);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0x55), _mm512_loadu_ps(w + 160 + j * 16), acc[i * 2 + j]);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0xaa), _mm512_loadu_ps(w + 192 + j * 16), acc[i * 2 + j]);
-        acc[i * 2 + j] = _mm512_fmadd_ps(_mm512_permute_ps(s, 0xff), _mm512_loadu_ps(w + 224 + j * 16), acc[i * 2 + j]);
-      }
-    }
-    w += 256;
-  }
-  store_tile(acc, 12, 2, mr, nc, c, ldc, res, ldr, act);
+  (void)kc;  // always 8
+  igemm_frame(mr, nc, ks, a, w, c, ldc, res, ldr, act,
+              [a_off](V* acc, const float* const* ap, const float* wt) PFV_LAMBDA_INLINE {
+                lane_group_pass<0, 0xa0>(acc, ap, a_off, wt);  // lanes (0, 0, 2, 2): channels 0-3 of both groups
+                PFV_BARRIER();  // reload the inputs: keeping them from the first half spills the accumulators
+                lane_group_pass<0, 0xf5>(acc, ap, a_off, wt + 128);  // lanes (1, 1, 3, 3): channels 4-7
+                return wt + 256;
+              });
 }
 
 // ---------------------------------------------------------------- igemm 12x32g2c16
@@ -321,25 +299,21 @@ void igemm_f32_12x32g4c8__avx512(size_t mr, size_t nc, size_t kc, size_t ks, con
 void igemm_f32_12x32g2c16__avx512(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a,
                               size_t a_off, const float* w, float* c, size_t ldc, const float* res, size_t ldr,
                               int act) {
-  V acc[24];
-  init_tile(acc, 12, 2, w);
-  w += 32;
-  for (size_t t = 0; t < ks; ++t) {
-    const float* ap[12];
-    PFV_UNROLL for (int i = 0; i < 12; ++i) ap[i] = a[i];
-    a += 12;
-    for (size_t k = 0; k < kc; ++k) {
-      V b[2];
-      PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(w + j * 16);
-      w += 32;
-      PFV_UNROLL for (int i = 0; i < 12; ++i) {
-        PFV_UNROLL for (int j = 0; j < 2; ++j) {
-          acc[i * 2 + j] = _mm512_fmadd_ps(bcast(ap[i] + static_cast<size_t>(j) * a_off + k), b[j], acc[i * 2 + j]);
-        }
-      }
-    }
-  }
-  store_tile(acc, 12, 2, mr, nc, c, ldc, res, ldr, act);
+  igemm_frame(mr, nc, ks, a, w, c, ldc, res, ldr, act,
+              [kc, a_off](V* acc, const float* const* ap, const float* wt) PFV_LAMBDA_INLINE {
+                for (size_t k = 0; k < kc; ++k) {
+                  V b[2];
+                  PFV_UNROLL for (int j = 0; j < 2; ++j) b[j] = _mm512_loadu_ps(wt + j * 16);
+                  wt += 32;
+                  PFV_UNROLL for (int i = 0; i < 12; ++i) {
+                    PFV_UNROLL for (int j = 0; j < 2; ++j) {
+                      const V v = bcast(ap[i] + static_cast<size_t>(j) * a_off + k);
+                      acc[i * 2 + j] = _mm512_fmadd_ps(v, b[j], acc[i * 2 + j]);
+                    }
+                  }
+                }
+                return wt;
+              });
 }
 
 // ---------------------------------------------------------------- dwconv up16
