@@ -56,8 +56,11 @@ void mul(const UkernelSet& uk, int64_t n, const float* a, const float* b, float*
 void channel_scale(const UkernelSet& uk, int64_t batch, int64_t hw, int64_t c, const float* x, const float* s,
                    float* y) {
   parallel_rows(batch * hw, c, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      uk.vmul(static_cast<size_t>(c), x + r * c, s + (r / hw) * c, y + r * c);
+    for (int64_t r = r0; r < r1;) {  // runs of rows of one image share its scales
+      const int64_t end = std::min(r1, (r / hw + 1) * hw);
+      uk.vmulc(static_cast<size_t>(end - r), static_cast<size_t>(c), x + r * c, s + (r / hw) * c, y + r * c);
+      r = end;
+    }
   });
 }
 

@@ -56,6 +56,7 @@
 //   vact     y = act(x)
 //   vadd     y = act(a + b)
 //   vmul     y = a * b
+//   vmulc    rows of c floats: y[r*c + j] = x[r*c + j] * s[j] (channel scaling)
 //   vmax     y = x if x > y or x is NaN, else y (NaN in y stays): torch's max pooling step
 //   gavgpool y[c] = (sum_{r < rows} x[r*stride + c]) / rows, summed in row order
 //
@@ -88,6 +89,7 @@ typedef void (*vact_ukernel_fn)(size_t n, const float* x, float* y, int act);
 typedef void (*vadd_ukernel_fn)(size_t n, const float* a, const float* b, float* y, int act);
 typedef void (*vbinary_ukernel_fn)(size_t n, const float* a, const float* b, float* y);
 typedef void (*vmax_ukernel_fn)(size_t n, const float* x, float* y);
+typedef void (*vmulc_ukernel_fn)(size_t rows, size_t c, const float* x, const float* s, float* y);
 typedef void (*gavgpool_ukernel_fn)(size_t rows, size_t channels, const float* x, size_t stride, float* y);
 
 #define PFV_DECLARE_UKERNELS(isa, MRxNR, CB)                                                                       \
@@ -102,6 +104,7 @@ typedef void (*gavgpool_ukernel_fn)(size_t rows, size_t channels, const float* x
   void vadd_f32__##isa(size_t n, const float* a, const float* b, float* y, int act);                              \
   void vmul_f32__##isa(size_t n, const float* a, const float* b, float* y);                                       \
   void vmax_f32__##isa(size_t n, const float* x, float* y);                                                       \
+  void vmulc_f32__##isa(size_t rows, size_t c, const float* x, const float* s, float* y);                        \
   void gavgpool_f32__##isa(size_t rows, size_t channels, const float* x, size_t stride, float* y);
 #define PFV_DECLARE_GROUPED(isa, name)                                                                          \
   void igemm_f32_##name##__##isa(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, size_t a_off, \
@@ -162,6 +165,7 @@ struct UkernelSet {
   vadd_ukernel_fn vadd;
   vbinary_ukernel_fn vmul;
   vmax_ukernel_fn vmax;
+  vmulc_ukernel_fn vmulc;
   gavgpool_ukernel_fn gavgpool;
 };
 

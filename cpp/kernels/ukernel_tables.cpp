@@ -21,6 +21,7 @@ constexpr UkernelSet kScalar = {
     vadd_f32__scalar,
     vmul_f32__scalar,
     vmax_f32__scalar,
+    vmulc_f32__scalar,
     gavgpool_f32__scalar,
 };
 constexpr UkernelSet kAvx2 = {
@@ -37,6 +38,7 @@ constexpr UkernelSet kAvx2 = {
     vadd_f32__avx2,
     vmul_f32__avx2,
     vmax_f32__avx2,
+    vmulc_f32__avx2,
     gavgpool_f32__avx2,
 };
 constexpr UkernelSet kAvx512 = {
@@ -54,6 +56,7 @@ constexpr UkernelSet kAvx512 = {
     vadd_f32__avx512,
     vmul_f32__avx512,
     vmax_f32__avx512,
+    vmulc_f32__avx512,
     gavgpool_f32__avx512,
 };
 

@@ -64,7 +64,7 @@ TEST_P(Ukernels, WinogradTransforms) {
 
 TEST_P(Ukernels, ElementwiseAndPooling) {
   const kern::UkernelSet& u = uk();
-  pfv_uktest::test_eltwise({pfv::isa_name(GetParam()), u.vw, u.vact, u.vadd, u.vmul, u.vmax, u.gavgpool});
+  pfv_uktest::test_eltwise({pfv::isa_name(GetParam()), u.vw, u.vact, u.vadd, u.vmul, u.vmax, u.vmulc, u.gavgpool});
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiers, Ukernels, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),

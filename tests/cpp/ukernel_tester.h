@@ -298,6 +298,7 @@ struct EltwiseUnderTest {
   kern::vadd_ukernel_fn vadd;
   kern::vbinary_ukernel_fn vmul;
   kern::vmax_ukernel_fn vmax;
+  kern::vmulc_ukernel_fn vmulc;
   kern::gavgpool_ukernel_fn gavgpool;
 };
 
@@ -347,6 +348,23 @@ inline void test_eltwise(const EltwiseUnderTest& e) {
       if (!ok_mul || !ok_max) {
         ADD_FAILURE() << e.isa << " vmul/vmax n=" << n << " i=" << i << ": " << a[i] << ", " << b[i] << " -> "
                       << y.data()[i] << ", " << m[i];
+        return;
+      }
+    }
+    for (size_t rows : {1, 3}) {  // channel scaling: rows of n floats times one row of scales
+      Buf ys(rows * n);
+      std::vector<float> xs(rows * n);
+      for (auto& v : xs) v = rng.next(-9, 9) / 8.0f;
+      e.vmulc(rows, n, xs.data(), b.data(), ys.data());
+      for (size_t i = 0; i < rows * n; ++i) {
+        const float want = xs[i] * b[i % n];
+        if (!(want == ys.data()[i] || (std::isnan(want) && std::isnan(ys.data()[i])))) {
+          ADD_FAILURE() << e.isa << " vmulc rows=" << rows << " n=" << n << " i=" << i;
+          return;
+        }
+      }
+      if (!ys.guards_intact()) {
+        ADD_FAILURE() << e.isa << " vmulc wrote outside";
         return;
       }
     }

@@ -165,15 +165,23 @@ PFV_INLINE void store_tile(V* acc, int MR, int NV, size_t mr, size_t nc, float* 
   }
   if (late) {
     float* ptr[12];
+    PFV_UNROLL for (int i = 0; i < MR; ++i) {
+      PFV_UNROLL for (int j = 0; j < NV; ++j) {
+        ptr[i * NV + j] = c + static_cast<size_t>(i < static_cast<int>(mr) ? i : 0) * ldc + j * 8;
+      }
+    }
+    if (full && mr == static_cast<size_t>(MR)) {
+      activate_stored(ptr, nullptr, MR * NV, act, false);  // the common case: no masks to build
+      return;
+    }
     Mask m[12];
     PFV_UNROLL for (int i = 0; i < MR; ++i) {
       PFV_UNROLL for (int j = 0; j < NV; ++j) {
         // Rows beyond mr: an empty mask, so nothing is read or written.
-        ptr[i * NV + j] = c + static_cast<size_t>(i < static_cast<int>(mr) ? i : 0) * ldc + j * 8;
         m[i * NV + j] = static_cast<size_t>(i) < mr ? mask_of(nc, static_cast<size_t>(j)) : mask_first(0);
       }
     }
-    activate_stored(ptr, m, MR * NV, act, !full || mr < static_cast<size_t>(MR));
+    activate_stored(ptr, m, MR * NV, act, true);
   }
 }
 
@@ -306,7 +314,9 @@ PFV_INLINE void dw_block(size_t c, size_t channels, size_t ks, const float* cons
   const size_t wstride = 8 * (ks + 1);
   V acc[12];
   Mask m[4];
-  PFV_UNROLL for (int b = 0; b < NB; ++b) m[b] = mask_of(channels - c, static_cast<size_t>(b));
+  if (masked) {
+    PFV_UNROLL for (int b = 0; b < NB; ++b) m[b] = mask_of(channels - c, static_cast<size_t>(b));
+  }
   PFV_UNROLL for (int p = 0; p < NP; ++p) {
     PFV_UNROLL for (int b = 0; b < NB; ++b) acc[p * NB + b] = _mm256_loadu_ps(wb + static_cast<size_t>(b) * wstride);
   }
@@ -339,7 +349,7 @@ PFV_INLINE void dw_block(size_t c, size_t channels, size_t ks, const float* cons
     PFV_UNROLL for (int b = 0; b < NB; ++b) {
       float* o = out + static_cast<size_t>(p) * out_stride + c + static_cast<size_t>(b) * 8;
       ptr[p * NB + b] = o;
-      pm[p * NB + b] = m[b];
+      if (masked) pm[p * NB + b] = m[b];
       if (masked) {
         store_m(o, m[b], acc[p * NB + b]);
       } else {
@@ -347,7 +357,7 @@ PFV_INLINE void dw_block(size_t c, size_t channels, size_t ks, const float* cons
       }
     }
   }
-  if (late) activate_stored(ptr, pm, NP * NB, act, masked);
+  if (late) activate_stored(ptr, masked ? pm : nullptr, NP * NB, act, masked);
 }
 
 }  // namespace
@@ -503,6 +513,18 @@ void vmul_f32__avx2(size_t n, const float* a, const float* b, float* y) {
   for (; i < n; i += 8) {
     const Mask m = mask_first(n - i < 8 ? n - i : 8);
     store_m(y + i, m, _mm256_mul_ps(load_m(a + i, m), load_m(b + i, m)));
+  }
+}
+
+// Rows of c floats, each scaled channel by channel: y[r*c + j] = x[r*c + j] * s[j].
+void vmulc_f32__avx2(size_t rows, size_t c, const float* x, const float* s, float* y) {
+  for (size_t r = 0; r < rows; ++r, x += c, y += c) {
+    size_t j = 0;
+    for (; j + 8 <= c; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(s + j)));
+    if (j < c) {
+      const Mask m = mask_first(c - j);
+      store_m(y + j, m, _mm256_mul_ps(load_m(x + j, m), load_m(s + j, m)));
+    }
   }
 }
 

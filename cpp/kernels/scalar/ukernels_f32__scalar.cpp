@@ -133,6 +133,11 @@ void vmul_f32__scalar(size_t n, const float* a, const float* b, float* y) {
   for (size_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
 }
 
+void vmulc_f32__scalar(size_t rows, size_t c, const float* x, const float* s, float* y) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t j = 0; j < c; ++j) y[r * c + j] = x[r * c + j] * s[j];
+}
+
 void vmax_f32__scalar(size_t n, const float* x, float* y) {
   // Branch-free (v != v is the NaN test), so the compiler vectorises it.
   for (size_t i = 0; i < n; ++i) {

@@ -39,7 +39,8 @@ TEST(EmulatedAvx512, WinogradTransforms) {
 
 TEST(EmulatedAvx512, ElementwiseAndPooling) {
   pfv_uktest::test_eltwise({"avx512 (emulated)", 16, kern::vact_f32__avx512, kern::vadd_f32__avx512,
-                            kern::vmul_f32__avx512, kern::vmax_f32__avx512, kern::gavgpool_f32__avx512});
+                            kern::vmul_f32__avx512, kern::vmax_f32__avx512, kern::vmulc_f32__avx512,
+                            kern::gavgpool_f32__avx512});
 }
 
 }  // namespace
