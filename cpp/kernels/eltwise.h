@@ -1,5 +1,5 @@
-// Internal: the non-convolution operators on NHWC buffers (elementwise,
-// pooling, layout), each split into a fixed grid of row tasks (never a
+// Internal: the non-convolution operators on NHWC buffers (elementwise and
+// layout in eltwise.cpp, pooling in pool.cpp), each split into a fixed grid of row tasks (never a
 // function of the thread count) and run on the tier's microkernels where
 // vectors pay: activation, add, multiply, max and global average pooling.
 // All functions are thread-safe; outputs must not alias inputs unless noted.

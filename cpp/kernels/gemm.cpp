@@ -24,6 +24,17 @@ void GemmPlan::pack(const float* weight, const float* bias) {
   }
 }
 
+void GemmPlan::run_row(const float* x, float* y, int act) const {
+  constexpr size_t kPanels = 4;  // the gemv microkernel's width
+  const size_t tasks = ceil_div(nblocks, kPanels);
+  auto task = [&](size_t t) {
+    const size_t j0 = t * kPanels, j1 = std::min(nblocks, j0 + kPanels);
+    const size_t nc_last = std::min(nr, n_pg - (j1 - 1) * nr);
+    gemv(j1 - j0, nc_last, kc, x, packed.get() + j0 * block, block, y + j0 * nr, act);
+  };
+  detail::parallel_for(tasks, detail::TaskFn(task));
+}
+
 GemmPlan::Grid GemmPlan::grid(size_t M) const {
   Grid gr;
   gr.nbt = std::max<size_t>(1, std::min(nblocks, kWeightBlockBytes / (block * sizeof(float))));

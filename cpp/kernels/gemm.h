@@ -19,6 +19,7 @@ namespace kernels {
 struct GemmPlan {
   const char* ukernel_name = nullptr;
   igemm_ukernel_fn ukernel = nullptr;
+  gemv_ukernel_fn gemv = nullptr;  // one-row kernel over the same panels (null: run() for one row too)
   size_t mr = 0, nr = 0;
   size_t groups = 1;   // plan groups (each may hold several convolution groups)
   size_t kc = 0;       // reduction per tap (input channels per convolution group)
@@ -42,6 +43,10 @@ struct GemmPlan {
   /// The tile grid for M rows: a function of the shape only, never of the
   /// thread count, so results do not depend on it.
   Grid grid(size_t M) const;
+
+  /// One row, y = act(x . W + b), on the gemv microkernel, four panels per
+  /// task (bit-identical to run() for that row). Needs gemv, groups == 1, ks == 1.
+  void run_row(const float* x, float* y, int act) const;
 
   /// Runs the whole product. rows(g, m0, mr, ptrs, scratch) fills
   /// ptrs[t * MR + i] for i < mr and t < ks (rows i >= mr are filled here);

@@ -30,6 +30,7 @@ GemmPlan plain_plan(const ConvShape& s, const UkernelSet& uk) {
   p.ks = static_cast<size_t>(s.kernel_h * s.kernel_w);
   p.n_pg = static_cast<size_t>(s.out_c / s.groups);
   p.a_group_stride = p.kc;
+  if (s.groups == 1 && p.ks == 1) p.gemv = uk.gemv;
   return p;
 }
 
@@ -39,12 +40,20 @@ class Gemm1x1 final : public ConvImpl {
   explicit Gemm1x1(GemmPlan p) : p_(std::move(p)) {}
   void run(const ConvShape& s, const float* in, float* out, const float* residual, int act) const override {
     const size_t C = static_cast<size_t>(s.in_c);
+    const size_t M = static_cast<size_t>(s.batch * s.out_h * s.out_w);
+    if (M == 1 && residual == nullptr && p_.gemv != nullptr) {  // [1, C, 1, 1]: squeeze-excitation at batch 1
+      p_.run_row(in, out, act);
+      return;
+    }
     auto rows = [&](size_t, size_t m0, size_t mr, const float** ptrs, float*) {
       for (size_t i = 0; i < mr; ++i) ptrs[i] = in + (m0 + i) * C;
     };
-    p_.run(static_cast<size_t>(s.batch * s.out_h * s.out_w), rows, out, static_cast<size_t>(s.out_c), residual, act);
+    p_.run(M, rows, out, static_cast<size_t>(s.out_c), residual, act);
   }
-  std::string describe(const ConvShape&) const override { return std::string("gemm 1x1 ") + p_.ukernel_name; }
+  std::string describe(const ConvShape& s) const override {
+    const bool row = s.batch * s.out_h * s.out_w == 1 && p_.gemv != nullptr;
+    return std::string("gemm 1x1 ") + p_.ukernel_name + (row ? " (one row: gemv)" : "");
+  }
 
  private:
   GemmPlan p_;

@@ -12,6 +12,8 @@ struct LinearKernel::Impl {
   size_t in_features = 0, out_features = 0;
   Epilogue epilogue = Epilogue::none;
   std::shared_ptr<const GemmPlan> gemm;
+  bool gemv_ok = false;
+  Isa isa = Isa::scalar;
 };
 
 namespace {
@@ -27,6 +29,7 @@ std::shared_ptr<const GemmPlan> pack_linear(size_t in, size_t out, const float* 
   p->kc = in;
   p->ks = 1;
   p->n_pg = out;
+  p->gemv = uk.gemv;
   p->pack(weight, bias);
   return p;
 }
@@ -48,7 +51,9 @@ LinearKernel::LinearKernel(int64_t in_features, int64_t out_features, const floa
   impl_->in_features = static_cast<size_t>(in_features);
   impl_->out_features = static_cast<size_t>(out_features);
   impl_->epilogue = epilogue;
+  impl_->isa = isa;
   impl_->gemm = pack_linear(impl_->in_features, impl_->out_features, weight, bias, isa);
+  impl_->gemv_ok = impl_->gemm->gemv != nullptr;
 }
 
 LinearKernel::LinearKernel(int64_t in_features, int64_t out_features, const float* weight, const float* bias,
@@ -58,12 +63,14 @@ LinearKernel::LinearKernel(int64_t in_features, int64_t out_features, const floa
   impl_->in_features = static_cast<size_t>(in_features);
   impl_->out_features = static_cast<size_t>(out_features);
   impl_->epilogue = epilogue;
+  impl_->isa = isa;
   const std::string key = layer_key + "|linear|" + isa_name(isa);
   auto found = std::static_pointer_cast<const GemmPlan>(cache.find(key));
   if (!found)
     found = std::static_pointer_cast<const GemmPlan>(
         cache.put(key, pack_linear(impl_->in_features, impl_->out_features, weight, bias, isa)));
   impl_->gemm = std::move(found);
+  impl_->gemv_ok = impl_->gemm->gemv != nullptr;
 }
 
 LinearKernel::LinearKernel(const LinearKernel& donor, SharePacked) : impl_(new Impl(*donor.impl_)) {}
@@ -71,13 +78,18 @@ LinearKernel::LinearKernel(const LinearKernel& donor, SharePacked) : impl_(new I
 LinearKernel::~LinearKernel() = default;
 
 std::string LinearKernel::description() const {
-  return std::string("gemm linear ") + impl_->gemm->ukernel_name + epilogue_suffix(impl_->epilogue);
+  const std::string row = impl_->gemv_ok ? std::string(" (one row: ") + ukernels_for(impl_->isa).gemv_name + ")" : "";
+  return std::string("gemm linear ") + impl_->gemm->ukernel_name + row + epilogue_suffix(impl_->epilogue);
 }
 
 void LinearKernel::run(const float* x, int64_t rows, float* y) const {
   if (rows < 0) throw InvalidArgument("[linear] expected rows >= 0, got " + std::to_string(rows));
   if (rows == 0) return;
   const Impl& m = *impl_;
+  if (rows == 1 && m.gemv_ok) {  // batch 1: the classifier as a GEMV (bit-identical to the GEMM's row)
+    m.gemm->run_row(x, y, ukernel_act(m.epilogue));
+    return;
+  }
   const size_t K = m.in_features;
   auto row_ptrs = [&](size_t, size_t m0, size_t mr, const float** ptrs, float*) {
     for (size_t i = 0; i < mr; ++i) ptrs[i] = x + (m0 + i) * K;

@@ -80,6 +80,11 @@ enum UkernelAct { kActNone = 0, kActRelu = 1, kActSilu = 2, kActSigmoid = 3 };
 
 typedef void (*igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, size_t a_off,
                                  const float* w, float* c, size_t ldc, const float* res, size_t ldr, int act);
+// gemv: one row against 1 to 4 packed panels (igemm's layout with ks = 1,
+// `panel_stride` floats apart): y[p*NR + j] = act(bias + sum_k x[k] * w[k][j])
+// for panel p < panels, j < NR (j < nc_last in the last panel).
+typedef void (*gemv_ukernel_fn)(size_t panels, size_t nc_last, size_t kc, const float* x, const float* w,
+                                size_t panel_stride, float* y, int act);
 typedef void (*dwconv_ukernel_fn)(size_t channels, size_t npix, size_t ks, const float* const* in,
                                   const float* w, float* out, size_t out_stride, const float* res, int act);
 typedef void (*wino_in_ukernel_fn)(size_t channels, const float* const* d, float* v, size_t vs);
@@ -106,6 +111,9 @@ typedef void (*gavgpool_ukernel_fn)(size_t rows, size_t channels, const float* x
   void vmax_f32__##isa(size_t n, const float* x, float* y);                                                       \
   void vmulc_f32__##isa(size_t rows, size_t c, const float* x, const float* s, float* y);                        \
   void gavgpool_f32__##isa(size_t rows, size_t channels, const float* x, size_t stride, float* y);
+#define PFV_DECLARE_GEMV(isa, NR4)                                                                               \
+  void gemv_f32_##NR4##__##isa(size_t panels, size_t nc_last, size_t kc, const float* x, const float* w,          \
+                               size_t panel_stride, float* y, int act);
 #define PFV_DECLARE_GROUPED(isa, name)                                                                          \
   void igemm_f32_##name##__##isa(size_t mr, size_t nc, size_t kc, size_t ks, const float* const* a, size_t a_off, \
                                  const float* w, float* c, size_t ldc, const float* res, size_t ldr, int act);
@@ -118,16 +126,19 @@ size_t peak_muladd_f32__scalar_flops();
 PFV_DECLARE_UKERNELS(avx2, 6x16, 8)
 PFV_DECLARE_GROUPED(avx2, 6x16g4c4)
 PFV_DECLARE_GROUPED(avx2, 6x16g2c8)
+PFV_DECLARE_GEMV(avx2, 64)
 float peak_fma_f32__avx2(size_t iters);
 // avx512 f/bw/dq/vl
 PFV_DECLARE_UKERNELS(avx512, 12x32, 16)
 PFV_DECLARE_GROUPED(avx512, 12x32g8c4)
 PFV_DECLARE_GROUPED(avx512, 12x32g4c8)
 PFV_DECLARE_GROUPED(avx512, 12x32g2c16)
+PFV_DECLARE_GEMV(avx512, 128)
 float peak_fma_f32__avx512(size_t iters);
 
 #undef PFV_DECLARE_UKERNELS
 #undef PFV_DECLARE_GROUPED
+#undef PFV_DECLARE_GEMV
 
 struct IgemmUkernel {
   const char* name;  // null: the tier has none
@@ -156,6 +167,9 @@ struct UkernelSet {
   Isa isa;
   size_t vw;  // floats per vector
   IgemmUkernel igemm;
+  // One-row GEMV over up to 4 igemm panels (null: the tier uses igemm for one row too).
+  const char* gemv_name;
+  gemv_ukernel_fn gemv;
   // Grouped kernels (mr, nr as igemm), by channels per group; name null ends the list.
   GroupedUkernel grouped[kMaxGroupedUkernels];
   DwconvUkernel dwconv;

@@ -123,6 +123,30 @@ TEST_P(ConvImpls, SelectionRunsForEveryInputSize) {
   EXPECT_THROW(kern::Conv2dKernel(big, first), pfv::InvalidArgument);
 }
 
+// Batch 1 runs the classifier (and a 1x1 convolution on [1, C, 1, 1]) as a
+// GEMV: bit-identical to the GEMM's row at any batch.
+TEST_P(ConvImpls, OneRowGemvEqualsTheGemmRow) {
+  const Isa isa = GetParam();
+  Rng rng(5);
+  const int64_t in = 130, out = 1000;
+  std::vector<float> w(static_cast<size_t>(in * out)), b(static_cast<size_t>(out)), x(static_cast<size_t>(3 * in));
+  for (auto& v : w) v = rng.sym();
+  for (auto& v : b) v = rng.sym();
+  for (auto& v : x) v = rng.sym();
+  const kern::LinearKernel k(in, out, w.data(), b.data(), Epilogue::silu, isa);
+  std::vector<float> one(static_cast<size_t>(out)), three(static_cast<size_t>(3 * out));
+  k.run(x.data(), 1, one.data());
+  k.run(x.data(), 3, three.data());
+  EXPECT_TRUE(bitwise_equal(one, three.data())) << k.description();
+  const ConvShape s1 = conv_shape(1, 1, 1, in, 96, 1, 1), s3 = conv_shape(3, 1, 1, in, 96, 1, 1);
+  const kern::Conv2dKernel c1(s1, w.data(), b.data(), Epilogue::sigmoid, isa);
+  const kern::Conv2dKernel c3(s3, w.data(), b.data(), Epilogue::sigmoid, isa);
+  std::vector<float> o1(96), o3(3 * 96);
+  c1.run(x.data(), o1.data(), nullptr);
+  c3.run(x.data(), o3.data(), nullptr);
+  EXPECT_TRUE(bitwise_equal(o1, o3.data())) << c1.description();
+}
+
 TEST(ConvImplList, ReferenceIsLastAndAlwaysApplies) {
   const auto names = kern::conv_impl_names();
   ASSERT_FALSE(names.empty());

@@ -56,6 +56,15 @@ TEST_P(Ukernels, GroupedIgemm) {
   }
 }
 
+TEST_P(Ukernels, GemvEqualsTheIgemmRow) {
+  const kern::UkernelSet& u = uk();
+  if (u.gemv == nullptr) {
+    EXPECT_EQ(GetParam(), Isa::scalar) << "vector tiers have a GEMV";
+    return;
+  }
+  pfv_uktest::test_gemv(u.gemv_name, u.igemm.nr, u.vw, u.gemv, u.igemm.mr, u.igemm.fn);
+}
+
 TEST_P(Ukernels, Dwconv) { pfv_uktest::test_dwconv(uk().dwconv.name, uk().dwconv.cb, uk().dwconv.fn); }
 
 TEST_P(Ukernels, WinogradTransforms) {

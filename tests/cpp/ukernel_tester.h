@@ -184,6 +184,49 @@ inline void test_igemm(const IgemmUnderTest& k) {
     }
 }
 
+/// gemv against the same tier's igemm on one row (bit-identical: the same
+/// operations in the same order), for 1 to 4 panels, partial last panels,
+/// reductions around the vector width, every epilogue.
+inline void test_gemv(const char* name, size_t nr, size_t vw, kern::gemv_ukernel_fn gemv, size_t mr,
+                      kern::igemm_ukernel_fn igemm) {
+  uint64_t seed = 3;
+  for (size_t panels = 1; panels <= 4; ++panels)
+    for (size_t nc_last : {size_t{1}, vw - 1, vw, vw + 1, nr - 1, nr})
+      for (size_t kc : {size_t{1}, size_t{2}, vw - 1, vw, vw + 1, size_t{37}, size_t{130}})
+        for (int act : kActs) {
+          if (nc_last == 0 || kc == 0 || nc_last > nr) continue;
+          Ints rng(seed++);
+          const size_t stride = nr * (1 + kc) + 7;  // panels need not be adjacent
+          std::vector<float> w(panels * stride, 0.0f), x(kc);
+          for (size_t p = 0; p < panels; ++p) {
+            const size_t ncols = p + 1 == panels ? nc_last : nr;
+            for (size_t j = 0; j < ncols; ++j) w[p * stride + j] = rng.next(-8, 8);
+            for (size_t q = 0; q < kc; ++q)
+              for (size_t j = 0; j < ncols; ++j) w[p * stride + nr + q * nr + j] = rng.next(-2, 2) / 2.0f;
+          }
+          for (auto& v : x) v = rng.next(-3, 3) / 4.0f;
+          Buf y(panels * nr), ref(panels * nr);
+          gemv(panels, nc_last, kc, x.data(), w.data(), stride, y.data(), act);
+          std::vector<const float*> rows(mr, x.data());
+          for (size_t p = 0; p < panels; ++p) {
+            const size_t ncols = p + 1 == panels ? nc_last : nr;
+            igemm(1, ncols, kc, 1, rows.data(), 0, w.data() + p * stride, ref.data() + p * nr, nr, nullptr, 0, act);
+          }
+          for (size_t i = 0; i < panels * nr; ++i) {
+            const float a = y.data()[i], b = ref.data()[i];
+            if (std::memcmp(&a, &b, sizeof(float)) != 0 && !(std::isnan(a) && std::isnan(b))) {
+              ADD_FAILURE() << name << " panels=" << panels << " nc_last=" << nc_last << " kc=" << kc
+                            << " act=" << act_name(act) << " at " << i << ": " << a << " vs igemm " << b;
+              return;
+            }
+          }
+          if (!y.guards_intact()) {
+            ADD_FAILURE() << name << " wrote outside its panels";
+            return;
+          }
+        }
+}
+
 /// dwconv: channels around CB and 4*CB, 1..5 pixels, 1/9/25 taps.
 inline void test_dwconv(const char* name, size_t cb, kern::dwconv_ukernel_fn fn) {
   uint64_t seed = 7;

@@ -324,6 +324,47 @@ void igemm_f32_12x32g2c16__avx512(size_t mr, size_t nc, size_t kc, size_t ks, co
               });
 }
 
+// ---------------------------------------------------------------- gemv 128
+// One row (the batch-1 classifier, a squeeze-excitation 1x1 at batch 1):
+// y = act(bias + x . W) over up to four packed NR-column panels at once.
+// A one-row igemm tile has 2 accumulator chains and waits on FMA latency;
+// four panels give 8 independent chains. The same operations in the same
+// order as igemm's row, so results are bit-identical to it.
+namespace {
+
+template <int NB>
+PFV_INLINE void gemv_panels(size_t nc_last, size_t kc, const float* x, const float* w, size_t panel_stride, float* y,
+                            int act) {
+  V acc[NB * 2];
+  PFV_UNROLL for (int b = 0; b < NB; ++b) {
+    PFV_UNROLL for (int j = 0; j < 2; ++j) acc[b * 2 + j] = _mm512_loadu_ps(w + b * panel_stride + j * 16);
+  }
+  const float* wk = w + 32;
+  for (size_t k = 0; k < kc; ++k, wk += 32) {
+    const V v = bcast(x + k);
+    PFV_UNROLL for (int b = 0; b < NB; ++b) {
+      PFV_UNROLL for (int j = 0; j < 2; ++j) {
+        acc[b * 2 + j] = _mm512_fmadd_ps(v, _mm512_loadu_ps(wk + b * panel_stride + j * 16), acc[b * 2 + j]);
+      }
+    }
+  }
+  PFV_UNROLL for (int b = 0; b < NB; ++b) {
+    store_tile(acc + b * 2, 1, 2, 1, b == NB - 1 ? nc_last : 32, y + b * 32, 0, nullptr, 0, act);
+  }
+}
+
+}  // namespace
+
+void gemv_f32_128__avx512(size_t panels, size_t nc_last, size_t kc, const float* x, const float* w,
+                         size_t panel_stride, float* y, int act) {
+  switch (panels) {
+    case 1: gemv_panels<1>(nc_last, kc, x, w, panel_stride, y, act); break;
+    case 2: gemv_panels<2>(nc_last, kc, x, w, panel_stride, y, act); break;
+    case 3: gemv_panels<3>(nc_last, kc, x, w, panel_stride, y, act); break;
+    default: gemv_panels<4>(nc_last, kc, x, w, panel_stride, y, act); break;
+  }
+}
+
 // ---------------------------------------------------------------- dwconv up16
 // Depthwise: 16 channels per vector. Output pixels are taken 3 at a time
 // with 4 channel vectors each (12 accumulators), so every weight vector

@@ -30,6 +30,11 @@ TEST(EmulatedAvx512, GroupedIgemm16ChannelsPerGroup) {
       {"igemm_f32_12x32g2c16__avx512 (emulated)", 12, 32, 16, 16, true, kern::igemm_f32_12x32g2c16__avx512});
 }
 
+TEST(EmulatedAvx512, GemvEqualsTheIgemmRow) {
+  pfv_uktest::test_gemv("gemv_f32_128__avx512 (emulated)", 32, 16, kern::gemv_f32_128__avx512, 12,
+                        kern::igemm_f32_12x32__avx512);
+}
+
 TEST(EmulatedAvx512, Dwconv) { pfv_uktest::test_dwconv("dwconv_f32_up16__avx512 (emulated)", 16, kern::dwconv_f32_up16__avx512); }
 
 TEST(EmulatedAvx512, WinogradTransforms) {
