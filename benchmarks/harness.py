@@ -330,7 +330,9 @@ def _run_model(name, args, engines, active, status, peaks, have_torch, result, l
                                             f"{name} batch {batch} threads {threads}: {e.label}")
             times = time_cell(loaded, x, args.runs, args.warmup, args.pause, args.cell_budget, args.min_runs)
             row = {"model": name, "size": bm.size, "batch": batch, "threads": threads,
-                   "gmacs_per_image": bm.macs_per_image / 1e9, "engines": {}}
+                   "gmacs_per_image": bm.macs_per_image / 1e9,
+                   "gmacs_executed_per_image": (executed if executed is not None else bm.macs_per_image) / 1e9,
+                   "engines": {}}
             for k in args.engines:
                 if k in times:
                     row["engines"][k] = stats(times[k], batch, bm.macs_per_image, peaks[threads],
