@@ -9,8 +9,10 @@
 // (cpp/kernels/generate.py); the scalar ones are written by hand.
 //
 // Epilogue (every microkernel that produces outputs): v = acc + bias, then
-// + res (when a residual pointer is given), then the activation `act`, all in
-// registers, then one store:
+// + res (when a residual pointer is given), then the activation `act`, inside
+// the microkernel call (relu in registers before the store; silu and sigmoid,
+// which need more registers than the accumulators leave, on the tile just
+// stored):
 //   kActNone     v
 //   kActRelu     max(0, v), NaN kept
 //   kActSilu     v * sigmoid(v) (silu(-inf) = NaN, like torch)
