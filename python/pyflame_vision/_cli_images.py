@@ -12,7 +12,8 @@ path and skipped; the run goes on and exits with status 1. Usage errors and miss
 With ``--workers N`` (a Dask ``LocalCluster`` of N single-threaded worker processes on 127.0.0.1, started for the
 run) or ``--scheduler ADDRESS`` (an existing Dask cluster), the images are processed by
 :mod:`pyflame_vision.dask` and ``--out`` (required) is a directory of Parquet files, one row per image (unreadable
-images are rows with an ``error``); Dask's progress bar shows on a terminal.
+images are rows with an ``error``); Dask's progress bar shows on a terminal. A Dask job that fails (a worker error
+other than an unreadable image) is reported and exits with status 1.
 """
 
 from __future__ import annotations
@@ -317,7 +318,11 @@ def _run_dask(model: Any, member: Any, paths: list[str], args: argparse.Namespac
         if sys.stderr.isatty():
             with contextlib.redirect_stdout(sys.stderr):  # Dask's bar writes to stdout; results never go there
                 progress(future)
-        future.result()
+        try:
+            future.result()
+        except Exception as exc:  # a failed task (unreadable images never fail one): say what, no traceback
+            _error(f"the Dask job failed: {type(exc).__name__}: {exc}")
+            return EXIT_IMAGES_FAILED
     finally:
         client.close()
         if cluster is not None:

@@ -172,8 +172,10 @@ def _ensure_weights(model: Any, member: Any, progress: bool) -> None:
         raise WeightsError(f"{model.name} has no weights: build it with weights= (models.{model.name}"
                            f"(weights='DEFAULT')), load a file (pyflame_vision.load_weights), or pass weights= here")
     from pyflame_vision.io import load_weights
+    from pyflame_vision.models import _record
 
     load_weights(model, member.get_checkpoint(progress=progress, check_hash=True))
+    _record.note(model, _record.EnumSource(f"{type(member).__name__}.{member._name_}"))  # as weights= does
 
 
 # ------------------------------------------------------------------------------------------------ batches
