@@ -247,6 +247,11 @@ def test_enum_weights_pickle_as_a_reference_and_set_predict_defaults(weights_cac
     [got] = pyflame_vision.predict(model, img, topk=5)
     [want] = pyflame_vision.predict(model, img, weights=v1, topk=5)
     assert got == want
+    # The methods (model.predict / model.embed) take the same default, on the original and on the unpickled model.
+    assert model.predict(img, topk=5) == [want] and back.predict(img, topk=5) == [want]
+    want_emb = pyflame_vision.embed(model, img, weights=v1)
+    assert np.array_equal(model.embed(img), want_emb) and np.array_equal(back.embed(img), want_emb)
+    assert not np.array_equal(want_emb, pyflame_vision.embed(model, img, weights=v2))
     x1 = v1.transforms()(img)
     assert not np.array_equal(x1, v2.transforms()(img))  # the two presets differ on this image
     # New weights: the record no longer holds and the default is DEFAULT again.
