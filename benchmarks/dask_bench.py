@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if one is not None:
         summary["overhead_ms_per_image"] = (one["seconds"] - base) / n * 1e3
         print(f"Dask overhead per image (dask x1 - no dask, same threads): {summary['overhead_ms_per_image']:.2f} ms "
-              f"({(one['seconds'] / base - 1) * 100:.1f}%); publishing the model (first call): {one['publish_s']:.2f} s, "
-              f"{one['payload_bytes']} bytes to each worker")
+              f"({(one['seconds'] / base - 1) * 100:.1f}%); publishing the model (first call): "
+              f"{one['publish_s']:.2f} s, {one['payload_bytes']} bytes to each worker")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(summary, f, indent=2)
