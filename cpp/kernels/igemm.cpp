@@ -3,8 +3,9 @@
 // and the row-merged implicit GEMM for few input channels.
 //
 // Every output element is computed by exactly one microkernel call with the
-// whole reduction in registers, in a fixed order, so results do not depend on
-// the tile grid or on the number of threads.
+// whole reduction in registers, in a fixed order (a 1x1's single row past its
+// last full tile by the GEMV, then vadd: the tile row's operations), so
+// results do not depend on the tile grid or on the number of threads.
 #include <cstring>
 #include <string>
 
