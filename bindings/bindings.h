@@ -35,7 +35,7 @@ models::InputView input_view(py::handle obj, py::object& keep);
 /// A NumPy array sharing the tensor's storage (no copy).
 py::array to_numpy(const Tensor& t);
 /// A tensor copied from a numeric array-like (for load_state_dict); `what`
-/// names it in errors.
+/// names it in errors as it is (pass the key's repr).
 Tensor tensor_from_python(py::handle obj, const std::string& what);
 
 /// Converts a Python shape (list/tuple of ints, numpy integer array, or a
@@ -47,6 +47,9 @@ Shape shape_from_python(py::handle obj, const char* what = "shape");
 TensorSpec spec_from_python(py::handle obj, const char* what = "input");
 /// A Python list of ints.
 py::list shape_to_python(const Shape& s);
+/// repr(obj) cut to about `max_chars` characters (on a UTF-8 boundary, with
+/// the full length noted), for messages that must stay short.
+std::string short_repr(py::handle obj, size_t max_chars = 60);
 
 }  // namespace bindings
 }  // namespace pyflame_vision

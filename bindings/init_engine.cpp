@@ -1,4 +1,5 @@
 // NumPy <-> Tensor conversion, threads and instruction-set tiers.
+#include <cstdint>
 #include <cstring>
 
 #include "bindings.h"
@@ -43,6 +44,13 @@ models::InputView input_view(py::handle obj, py::object& keep) {
     } else if (kind == 'u' || kind == 'i' || kind == 'b') {
       hint = "convert it with x.astype(numpy.float32) and normalise it the way the weights expect "
              "(e.g. divide uint8 pixels by 255 and apply transforms.Normalize)";
+    } else if (kind == 'c') {
+      hint = "complex inputs are not supported; pass the real part as x.real.astype(numpy.float32)";
+    } else if (kind == 'O') {
+      hint = "an object array holds Python objects, not pixels; build a float32 array with "
+             "numpy.asarray(x, dtype=numpy.float32)";
+    } else if (kind == 'V') {
+      hint = "a structured or void array has no single pixel type; pass a plain float32 array";
     } else {
       hint = "pass a float32 NumPy array";
     }
@@ -54,12 +62,13 @@ models::InputView input_view(py::handle obj, py::object& keep) {
     throw ShapeError("[input] expected a 4-D input [N, C, H, W], got a " + std::to_string(a.ndim()) +
                      "-D array of shape " + shape_to_string(s));
   }
-  for (py::ssize_t i = 0; i < 4; ++i) {
-    if (a.strides(i) % static_cast<py::ssize_t>(sizeof(float)) != 0) {
-      a = py::reinterpret_borrow<py::array>(np.attr("ascontiguousarray")(a));  // unaligned strides: copy
-      break;
-    }
-  }
+  // Kernels read whole floats: a buffer or stride that is not a multiple of 4
+  // bytes (np.frombuffer at an odd offset, a field of a packed record) is
+  // copied to an aligned C-order array. Zero and negative strides are read as
+  // they are.
+  bool aligned = reinterpret_cast<uintptr_t>(a.data()) % alignof(float) == 0;
+  for (py::ssize_t i = 0; i < 4; ++i) aligned &= a.strides(i) % static_cast<py::ssize_t>(sizeof(float)) == 0;
+  if (!aligned) a = py::reinterpret_borrow<py::array>(np.attr("array")(a, py::arg("order") = "C"));
   models::InputView v;
   v.data = static_cast<const float*>(a.data());
   for (py::ssize_t i = 0; i < 4; ++i) {
@@ -84,7 +93,8 @@ Tensor tensor_from_python(py::handle obj, const std::string& what) {
   try {
     a = py::reinterpret_borrow<py::array>(np.attr("asarray")(obj));
   } catch (py::error_already_set& e) {
-    throw TypeError("value for '" + what + "' is not an array: " + std::string(e.what()));
+    throw TypeError("value for " + what + " is not an array (" + short_repr(obj, 60) + "): " +
+                    std::string(e.what()).substr(0, 200));
   }
   const char kind = a.dtype().kind();
   DType dt;
@@ -93,10 +103,15 @@ Tensor tensor_from_python(py::handle obj, const std::string& what) {
       a = py::reinterpret_borrow<py::array>(a.attr("astype")(np.attr("float32")));
     dt = has_dtype<double>(a) ? DType::float64 : DType::float32;
   } else if (kind == 'i' || kind == 'u') {
+    // uint64 values above 2^63 - 1 would wrap to negative int64s.
+    if (kind == 'u' && a.itemsize() == 8 && a.size() > 0 &&
+        py::int_(a.attr("max")()).cast<unsigned long long>() > static_cast<unsigned long long>(INT64_MAX))
+      throw TypeError("value for " + what + " is a uint64 array with values above 2**63 - 1, which do not fit "
+                      "the int64/float32 the model stores");
     a = py::reinterpret_borrow<py::array>(a.attr("astype")(np.attr("int64")));
     dt = DType::int64;
   } else {
-    throw TypeError("value for '" + what + "' must be a float or integer array, got dtype " + dtype_str(a));
+    throw TypeError("value for " + what + " must be a float or integer array, got dtype " + dtype_str(a));
   }
   // (np.ascontiguousarray would turn a 0-d num_batches_tracked into shape [1].)
   if (!(a.flags() & py::array::c_style)) a = py::reinterpret_borrow<py::array>(a.attr("copy")("C"));

@@ -172,12 +172,22 @@ void init_models(py::module_& m) {
                               std::string(py::str(py::type::handle_of(state).attr("__name__"))));
             std::vector<std::pair<std::string, Tensor>> sd;
             for (py::handle item : state.attr("items")()) {
+              if (!py::isinstance<py::tuple>(item) || py::len(item) != 2)
+                throw TypeError("load_state_dict: items() of the mapping must yield (key, value) pairs, got " +
+                                short_repr(item, 60));
               py::tuple kv = py::reinterpret_borrow<py::tuple>(item);
               if (!py::isinstance<py::str>(kv[0]))
                 throw TypeError("load_state_dict: keys must be str, got " +
-                                std::string(py::str(py::type::handle_of(kv[0]).attr("__name__"))));
-              const std::string key = kv[0].cast<std::string>();
-              sd.emplace_back(key, tensor_from_python(kv[1], key));
+                                std::string(py::str(py::type::handle_of(kv[0]).attr("__name__"))) + " " +
+                                short_repr(kv[0], 60));
+              Py_ssize_t n = 0;
+              const char* utf8 = PyUnicode_AsUTF8AndSize(kv[0].ptr(), &n);
+              if (!utf8) {
+                PyErr_Clear();
+                throw TypeError("load_state_dict: key " + short_repr(kv[0], 200) +
+                                " cannot be encoded as UTF-8 (it holds a lone surrogate)");
+              }
+              sd.emplace_back(std::string(utf8, static_cast<size_t>(n)), tensor_from_python(kv[1], short_repr(kv[0], 200)));
             }
             models::LoadResult r;
             {

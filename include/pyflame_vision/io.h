@@ -115,7 +115,7 @@ struct SafetensorsFile {
 /// Reads a whole .safetensors file. The returned tensors own their memory (the
 /// file is not kept open or mapped). Throws WeightsError if the file cannot be
 /// opened or read (message has the path and the system's reason) or is
-/// malformed (see above); std::bad_alloc if memory runs out.
+/// malformed (see above); OutOfMemory if memory for the tensors runs out.
 SafetensorsFile read_safetensors(const std::string& path);
 
 /// read_safetensors(path).tensors: the tensors in file order.
@@ -152,7 +152,7 @@ struct CheckpointOptions {
 /// state dict, each owning its storage. Throws WeightsError if the file cannot
 /// be opened or mapped, is not a PyTorch checkpoint, breaks a rule above, or
 /// its state dict cannot be found, or if strip_prefix makes two keys equal.
-/// std::bad_alloc if memory runs out.
+/// OutOfMemory if memory for the tensors runs out.
 NamedTensors read_pytorch_checkpoint(const std::string& path, const CheckpointOptions& options = {});
 
 /// The same for a checkpoint image in memory (`size` bytes at `data`, owned by

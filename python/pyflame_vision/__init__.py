@@ -14,9 +14,11 @@ NumPy arrays with the library's own CPU kernels.
 
 from pyflame_vision import hub, models, transforms
 from pyflame_vision._core import (
+    CancelledError,
     DTypeError,
     IncompatibleKeys,
     InvalidArgumentError,
+    OutOfMemoryError,
     Parameter,
     PyflameVisionError,
     ShapeError,
@@ -37,9 +39,11 @@ from pyflame_vision.inference import Prediction, embed, load_image, predict, sof
 from pyflame_vision.io import load_weights, read_weights, save_weights
 
 __all__ = [
+    "CancelledError",
     "DTypeError",
     "IncompatibleKeys",
     "InvalidArgumentError",
+    "OutOfMemoryError",
     "Parameter",
     "Prediction",
     "PyflameVisionError",
