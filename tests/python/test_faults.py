@@ -1,0 +1,888 @@
+"""The fault catalogue: every class of bad input, bad file, bad state dict, race and process-level event a user can
+cause, each with several instances and the behaviour the user gets (issue 14). The C++ side is
+tests/cpp/test_faults.cpp.
+
+Each test function is one class of fault (its name says which); its parameters are the instances. The README's
+"Reliability" section counts them: ``python -m pytest tests/python/test_faults.py --collect-only -q``.
+
+Rules every case checks: a typed exception (the pyflame_vision class and the builtin it subclasses) whose message
+says where, what was expected and what was received; never a crash, hang or silently wrong result; a failed
+operation leaves the model as it was (same weights, still usable).
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import io
+import json
+import multiprocessing
+import os
+import pickle
+import re
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import pyflame_vision
+import pyflame_vision.models as models
+from conftest import ROOT, numpy_state_dict, require_torchvision, tv_model_random_bn
+from pyflame_vision import (
+    DTypeError,
+    InvalidArgumentError,
+    OutOfMemoryError,
+    ShapeError,
+    ShapeOverflowError,
+    WeightsError,
+)
+from pyflame_vision.io import load_weights, read_weights, save_weights
+
+SMALL = ["resnet18", "efficientnet_b0"]
+
+
+def make_input(shape, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """resnet18 and efficientnet_b0 with weights (module-wide; tests that change a model build their own)."""
+    out = {}
+    for name in SMALL:
+        m = getattr(models, name)()
+        m.init_weights(seed=3)
+        out[name] = m
+    return out
+
+
+@pytest.fixture
+def net():
+    """A fresh resnet18 with weights, for tests that load into it or change it."""
+    m = models.resnet18()
+    m.init_weights(seed=1)
+    return m
+
+
+def weights_bytes(model) -> dict[str, bytes]:
+    return {k: v.tobytes() for k, v in model.state_dict().items()}
+
+
+def assert_unchanged(model, before: dict[str, bytes], x: np.ndarray | None = None, y: np.ndarray | None = None):
+    """The model still has exactly its previous weights and still runs (bit-identically, when given x and y)."""
+    assert weights_bytes(model) == before
+    if x is not None:
+        out = model(x)
+        assert y is None or out.tobytes() == y.tobytes()
+
+
+def raises(exc_type, fn, *args, match: str | None = None, **kwargs) -> str:
+    """Calls fn, expects exc_type with `match` (a literal substring) in its message; returns the message (checked
+    to be short and free of NULs)."""
+    with pytest.raises(exc_type, match=None if match is None else re.escape(match)) as info:
+        fn(*args, **kwargs)
+    msg = str(info.value)
+    assert "\x00" not in msg
+    assert len(msg) < 20000, len(msg)
+    return msg
+
+
+# =============================================================================================
+# Inputs to forward / get_output_shape
+
+
+def agree(model, shape):
+    """(forward on an array, get_output_shape, forward on the shape): each an output shape or the exception type."""
+    results = []
+    for fn in (lambda: list(model(np.zeros(shape, np.float32)).shape) if all(d >= 0 for d in shape) else None,
+               lambda: model.get_output_shape(list(shape)),
+               lambda: model(list(shape)).shape):
+        try:
+            results.append(fn())
+        except Exception as exc:  # noqa: BLE001 - the type is what is compared
+            results.append(type(exc))
+    if results[0] is None:
+        results = results[1:]
+    return results
+
+
+@pytest.mark.parametrize("shape", [[3], [3, 224], [3, 32, 32], [1, 1, 3, 32, 32], [1, 3, 32, 32, 1]])
+@pytest.mark.parametrize("name", SMALL)
+def test_wrong_rank(nets, name, shape):
+    m = nets[name]
+    results = agree(m, shape)
+    assert all(r is ShapeError for r in results), results
+    msg = raises(ShapeError, m.get_output_shape, shape)
+    assert "expected a 4-D input [N, C, H, W]" in msg and f"{len(shape)}-D" in msg
+    raises(ValueError, m, np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("channels", [0, 1, 2, 4, 64])
+@pytest.mark.parametrize("name", SMALL)
+def test_wrong_channels(nets, name, channels):
+    m = nets[name]
+    shape = [1, channels, 32, 32]
+    assert all(r is ShapeError for r in agree(m, shape))
+    msg = raises(ShapeError, m, np.zeros(shape, np.float32))
+    first = "conv1" if name.startswith("resnet") else "features.0.0"
+    assert first in msg and f"expected 3 input channels, got {channels}" in msg
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("hw", [(0, 0), (0, 32), (32, 0), (1, 1), (2, 2), (1, 64), (3, 5), (7, 7), (33, 17)])
+@pytest.mark.parametrize("name", SMALL)
+def test_small_and_empty_spatial_sizes_as_torch(name, hw):
+    torch, _ = require_torchvision()
+    tv = tv_model_random_bn(name, seed=2)
+    m = getattr(models, name)()
+    m.load_state_dict(numpy_state_dict(tv))
+    shape = [2, 3, *hw]
+    x = make_input(shape, 4)
+    try:
+        with torch.no_grad():
+            ref = tv(torch.from_numpy(x)).numpy()
+    except RuntimeError:
+        ref = None
+    results = agree(m, shape)
+    if ref is None:  # torch refuses: so do we, with a ValueError naming the first layer, the same way in all three
+        assert all(r is ShapeError for r in results), results
+        raises(ShapeError, m, x, match=r"input too small")
+    else:
+        assert results == [list(ref.shape)] * 3, results
+        out = m(x)
+        assert np.abs(out - ref).max() <= 1e-4 * max(np.abs(ref).max(), 1e-6)
+
+
+@pytest.mark.parametrize("shape", [[0, 3, 224, 224], [0, 3, 1, 1], [0, 3, 17, 33]])
+@pytest.mark.parametrize("name", SMALL)
+def test_batch_zero_is_valid(nets, name, shape):
+    m = nets[name]
+    assert agree(m, shape) == [[0, 1000]] * 3
+    out = m(np.zeros(shape, np.float32))
+    assert out.shape == (0, 1000) and out.dtype == np.float32
+    feats = m.forward_features(np.zeros(shape, np.float32))
+    for f in feats if isinstance(feats, list) else [feats]:
+        assert f.shape[0] == 0
+
+
+@pytest.mark.parametrize(
+    "shape, exc, match",
+    [
+        ([-1, 3, 224, 224], ShapeError, "negative"),
+        ([1, 3, -5, 224], ShapeError, "negative"),
+        ([1, 3, True, 224], DTypeError, "dimension 2 must be an int, got bool"),
+        ([1, 3, 224.0, 224], DTypeError, "dimension 2 must be an int, got float"),
+        ([1, 3, None, 224], DTypeError, "dimension 2 must be an int, got NoneType"),
+        ([1, 3, "224", 224], DTypeError, "dimension 2 must be an int, got str"),
+        ([2**63, 3, 224, 224], ShapeOverflowError, "does not fit in int64"),
+        ([-(2**63) - 1, 3, 8, 8], ShapeOverflowError, "does not fit in int64"),
+        ([2**62, 3, 224, 224], ShapeOverflowError, None),
+        ([1, 3, 2**40, 2**40], ShapeOverflowError, None),
+        ([2**61, 3, 2**20, 2**20], ShapeOverflowError, None),
+    ],
+)
+def test_bad_dimensions(nets, shape, exc, match):
+    for m in nets.values():
+        raises(exc, m.get_output_shape, shape, match=match)
+        raises(exc, m, shape, match=match)
+        raises(exc, m.forward_features, shape, match=match)
+    # ShapeOverflowError is both a ShapeError (ValueError) and an OverflowError: never a wrapped-around shape.
+    if exc is ShapeOverflowError:
+        with pytest.raises(OverflowError):
+            nets["resnet18"].get_output_shape(shape)
+
+
+@pytest.mark.parametrize("shape", [[2**40, 3, 224, 224], [1, 3, 2**20, 2**20 + 1], [np.int64(5), np.uint8(3), 32, 32]])
+def test_huge_but_valid_dimensions_are_exact(nets, shape):
+    n, _, h, w = (int(d) for d in shape)
+    out = nets["resnet18"].get_output_shape(shape)
+    assert out == [n, 1000] and all(type(d) is int for d in out)
+    last = nets["resnet18"].forward_features(shape)[-1].shape
+    down = [h, w]
+    for _ in range(5):  # stride 2 five times (conv1, maxpool, layer2-4), with the conv formula's padding
+        down = [(d - 1) // 2 + 1 for d in down]
+    assert last == [n, 512, *down]
+
+
+def _structured():
+    return np.zeros((1, 3, 8, 8), dtype=[("r", np.float32), ("g", np.float32)])
+
+
+@pytest.mark.parametrize(
+    "make, hint",
+    [
+        (lambda: np.zeros((1, 3, 32, 32), np.float64), "x.astype(numpy.float32)"),
+        (lambda: np.zeros((1, 3, 32, 32), np.float16), "x.astype(numpy.float32)"),
+        (lambda: np.zeros((1, 3, 32, 32), np.int32), "divide uint8 pixels by 255"),
+        (lambda: np.zeros((1, 3, 32, 32), np.uint8), "divide uint8 pixels by 255"),
+        (lambda: np.zeros((1, 3, 32, 32), np.bool_), "astype(numpy.float32)"),
+        (lambda: np.zeros((1, 3, 32, 32), np.complex64), "x.real.astype(numpy.float32)"),
+        (lambda: np.zeros((1, 3, 32, 32), object), "object array holds Python objects"),
+        (_structured, "structured or void array"),
+        (lambda: np.zeros((1, 3, 32, 32), ">f4"), "x.astype(numpy.float32)"),
+        (lambda: np.zeros((1, 3, 32, 32), "datetime64[s]"), "pass a float32 NumPy array"),
+        (lambda: np.zeros((1, 3, 32, 32), "U1"), "pass a float32 NumPy array"),
+    ],
+    ids=["float64", "float16", "int32", "uint8", "bool", "complex64", "object", "structured", "big-endian",
+         "datetime", "str"],
+)
+def test_input_dtypes_are_refused_with_a_hint(nets, make, hint):
+    x = make()
+    for m in nets.values():
+        for fn in (m, m.forward_features):
+            msg = raises(DTypeError, fn, x)
+            assert "expected a float32 [N, C, H, W] array, got dtype" in msg and hint in msg, msg
+            assert "never casts silently" in msg
+
+
+@pytest.mark.parametrize(
+    "value, exc",
+    [("abc", DTypeError), (b"abc", DTypeError), (None, DTypeError), (3.5, DTypeError), (7, DTypeError),
+     ({"x": 1}, DTypeError), (object(), DTypeError)],
+    ids=["str", "bytes", "None", "float", "int", "dict", "object"],
+)
+def test_non_arrays_are_type_errors(nets, value, exc):
+    for m in nets.values():
+        raises(exc, m, value)
+        raises(TypeError, m.get_output_shape, value)
+
+
+@pytest.mark.parametrize("size", [(3, 8, 8), (3, 224, 224)])
+def test_nested_lists_get_a_short_message_saying_how_to_pass_data(nets, size):
+    data = np.zeros((1, *size), np.float32).tolist()
+    for m in nets.values():
+        msg = raises(DTypeError, m, data)
+        assert len(msg) < 400, len(msg)
+        assert "numpy.asarray(x, dtype=numpy.float32)" in msg and "characters)" in msg or len(str(data)) < 60
+
+
+def layouts(base: np.ndarray, tmp_path):
+    """(label, array): the values of `base` in every memory layout a user can hand over."""
+    n, c, h, w = base.shape
+    big = np.zeros((n, c, 2 * h, 3 * w), np.float32)
+    big[:, :, ::2, ::3] = base
+    flipped = np.ascontiguousarray(base[:, ::-1, ::-1, ::-1])[:, ::-1, ::-1, ::-1]
+    raw = np.zeros(base.nbytes + 1, np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=np.float32, count=base.size, offset=1).reshape(base.shape)
+    assert not unaligned.flags.aligned
+    raw[1:] = np.frombuffer(base.tobytes(), np.uint8)
+    readonly = base.copy()
+    readonly.setflags(write=False)
+    mm = np.memmap(tmp_path / "input.f32", dtype=np.float32, mode="w+", shape=base.shape)
+    mm[...] = base
+    mm.flush()
+    mm_ro = np.memmap(tmp_path / "input.f32", dtype=np.float32, mode="r", shape=base.shape)
+    return [
+        ("slice", big[:, :, ::2, ::3]),
+        ("transposed", np.ascontiguousarray(base.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)),
+        ("channels_last", np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)),
+        ("negative_strides", flipped),
+        ("fortran", np.asfortranarray(base)),
+        ("unaligned", unaligned),
+        ("readonly", readonly),
+        ("memmap", mm),
+        ("memmap_readonly", mm_ro),
+    ]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_every_layout_is_bit_identical_and_never_written(nets, name, tmp_path):
+    m = nets[name]
+    base = make_input((2, 3, 36, 44), 8)
+    want, want_feats = m(base), m.forward_features(base)
+    want_feats = want_feats if isinstance(want_feats, list) else [want_feats]
+    for label, x in layouts(base, tmp_path):
+        before = x.tobytes()
+        assert np.array_equal(np.asarray(x), base), label
+        assert m(x).tobytes() == want.tobytes(), label
+        feats = m.forward_features(x)
+        for a, b in zip(feats if isinstance(feats, list) else [feats], want_feats):
+            assert a.tobytes() == b.tobytes(), label
+        assert x.tobytes() == before, f"{label}: the input was written"
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_zero_strides_broadcast_inputs(nets, name):
+    m = nets[name]
+    pixel = make_input((1, 3, 1, 1), 2)
+    row = make_input((1, 3, 1, 40), 3)
+    image = make_input((1, 3, 40, 40), 4)
+    for x in (np.broadcast_to(pixel, (2, 3, 40, 40)), np.broadcast_to(row, (3, 3, 40, 40)),
+              np.broadcast_to(image, (4, 3, 40, 40))):
+        assert 0 in x.strides
+        assert m(x).tobytes() == m(np.ascontiguousarray(x)).tobytes()
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", SMALL)
+def test_non_finite_values_propagate_as_torch_on_every_tier(name, value, isa_tier):
+    torch, _ = require_torchvision()
+    tv = tv_model_random_bn(name, seed=5)
+    m = getattr(models, name)()
+    m.load_state_dict(numpy_state_dict(tv))
+    x = make_input((3, 3, 48, 48), 12)
+    x[0, 0, 5, 7] = value  # a single pixel: through conv1, ReLU and the max-pool's window
+    x[1, :, 20:23, 30:33] = value  # a patch
+    with torch.no_grad():
+        ref = tv(torch.from_numpy(x)).numpy()
+        stem = tv.maxpool(tv.relu(tv.bn1(tv.conv1(torch.from_numpy(x))))).numpy() if name == "resnet18" else None
+    out = m(x)
+    for mask in (np.isnan, np.isposinf, np.isneginf):
+        assert np.array_equal(mask(out), mask(ref)), (isa_tier, mask.__name__)
+    assert np.isfinite(out[2]).all() and np.isfinite(ref[2]).all()
+    if stem is not None:
+        ours = m.forward_features(x)[0]
+        for mask in (np.isnan, np.isposinf, np.isneginf):
+            assert np.array_equal(mask(ours), mask(stem)), (isa_tier, mask.__name__)
+        assert 0 < np.sum(~np.isfinite(stem[0])) < stem[0].size
+
+
+FP_ENV_CHILD = """
+import numpy as np
+tiny = np.array([np.finfo(np.float32).smallest_subnormal] * 8, np.float32)
+def subnormals_work():
+    # FTZ would flush the product, DAZ would read the subnormal operand as zero.
+    return bool((tiny * np.float32(1.0) != 0).all() and (tiny + np.float32(0.0) != 0).all())
+assert subnormals_work(), "subnormals already broken before importing pyflame_vision"
+import pyflame_vision, pyflame_vision.models as models
+assert subnormals_work(), "importing pyflame_vision changed the FP environment (FTZ/DAZ)"
+m = models.resnet18()
+m.init_weights(0)
+m(np.ones((1, 3, 32, 32), np.float32))
+assert subnormals_work(), "a forward changed the FP environment (FTZ/DAZ)"
+print("ok")
+"""
+
+
+def test_the_fp_environment_is_left_alone():
+    proc = subprocess.run([sys.executable, "-c", FP_ENV_CHILD], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+# =============================================================================================
+# Weight files: .safetensors
+
+
+def st_file(header, data: bytes = b"", length: int | None = None) -> bytes:
+    """A .safetensors image: 8-byte length, header (a dict, serialised, or raw str/bytes), data."""
+    if isinstance(header, dict):
+        header = json.dumps(header)
+    if isinstance(header, str):
+        header = header.encode()
+    return struct.pack("<Q", len(header) if length is None else length) + header + data
+
+
+def f32(shape, begin, end):
+    return {"dtype": "F32", "shape": shape, "data_offsets": [begin, end]}
+
+
+def check_bad_weight_file(path, net, match=None):
+    """Both readers refuse the file with a WeightsError (a ValueError) naming it; the model keeps its weights."""
+    x = make_input((1, 3, 32, 32), 1)
+    before, y = weights_bytes(net), net(x)
+    msg = raises(WeightsError, read_weights, path, match=match)
+    assert str(path) in msg, msg
+    assert isinstance(WeightsError(""), ValueError)
+    raises(WeightsError, load_weights, net, path, match=match)
+    assert_unchanged(net, before, x, y)
+    return msg
+
+
+ST_FAULTS = {
+    # short files
+    "empty": (b"", "file is 0 bytes, expected at least 8"),
+    "one_byte": (b"\x00", "file is 1 bytes"),
+    "seven_bytes": (b"\x02\x00\x00\x00\x00\x00\x00", "file is 7 bytes"),
+    # header length past the file or overflowing
+    "length_past_file": (st_file("{}", length=1000), "exceeds the 2 bytes that follow it"),
+    "length_one_past": (st_file("{}", length=3), "exceeds the 2 bytes that follow it"),
+    "length_2_63": (st_file("{}", length=2**63), "exceeds the limit of 100000000 bytes"),
+    "length_2_64_minus_1": (st_file("{}", length=2**64 - 1), "exceeds the limit"),
+    # non-UTF-8, non-JSON, duplicate keys
+    "non_utf8_name": (st_file(b'{"\xff\xfe":' + json.dumps(f32([1], 0, 4)).encode() + b"}", bytes(4)),
+                      "invalid UTF-8"),
+    "overlong_utf8": (st_file(b'{"\xc0\xaf":' + json.dumps(f32([1], 0, 4)).encode() + b"}", bytes(4)),
+                      "invalid UTF-8"),
+    "lone_surrogate_escape": (st_file('{"\\udc80":' + json.dumps(f32([1], 0, 4)) + "}", bytes(4)),
+                              "unpaired low surrogate"),
+    "not_json": (st_file("{a: 1}"), "malformed .safetensors header"),
+    "json_array": (st_file("[]"), "the header is a JSON object"),
+    "trailing_comma": (st_file('{"a":' + json.dumps(f32([1], 0, 4)) + ",}", bytes(4)), "malformed"),
+    "duplicate_tensor": (st_file('{"a":' + json.dumps(f32([1], 0, 4)) + ',"a":' + json.dumps(f32([1], 4, 8)) + "}",
+                                 bytes(8)), 'duplicate tensor name "a"'),
+    "duplicate_metadata": (st_file('{"__metadata__":{},"__metadata__":{}}'), 'duplicate "__metadata__"'),
+    "duplicate_field": (st_file('{"a":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}', bytes(4)),
+                        'duplicate "dtype"'),
+    "float_in_shape": (st_file('{"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}}', bytes(4)),
+                       "to be an integer"),
+    "negative_in_shape": (st_file('{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', bytes(4)),
+                          "a non-negative integer"),
+    "missing_offsets": (st_file('{"a":{"dtype":"F32","shape":[1]}}', bytes(4)), 'missing "data_offsets"'),
+    "unknown_field": (st_file('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}', bytes(4)),
+                      'unexpected field "x"'),
+    "metadata_not_str": (st_file('{"__metadata__":{"k":1}}'), "a string value for metadata key"),
+    "junk_after_object": (st_file('{}{}'), "expected the end of the header"),
+    # offsets: overlapping, gapped, backwards, out of range
+    "overlapping": (st_file({"a": f32([2], 0, 8), "b": f32([2], 4, 12)}, bytes(12)), "tensors must not overlap"),
+    "gap": (st_file({"a": f32([1], 0, 4), "b": f32([1], 8, 12)}, bytes(12)), "the data buffer must have no gaps"),
+    "backwards": (st_file({"a": f32([1], 8, 4)}, bytes(8)), "end before they begin"),
+    "out_of_range": (st_file({"a": f32([1], 0, 4), "b": f32([1], 4, 8)}, bytes(6)), "exceed the data buffer"),
+    "offset_2_63": (st_file({"a": f32([1], 2**63 - 4, 2**63)}, bytes(4)), None),
+    "offset_past_int64": (st_file('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,99999999999999999999]}}',
+                                  bytes(4)), "does not fit in a signed 64-bit integer"),
+    # trailing bytes
+    "trailing_bytes": (st_file({"a": f32([1], 0, 4)}, bytes(5)), "the data buffer must have no unused bytes"),
+    "trailing_kilobyte": (st_file({"a": f32([1], 0, 4)}, bytes(1028)), "no unused bytes"),
+    # shape / dtype / byte length disagreement
+    "shape_vs_bytes": (st_file({"a": f32([3], 0, 8)}, bytes(8)), "span 8 bytes, expected 12"),
+    "dtype_vs_bytes": (st_file({"a": {"dtype": "F64", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)),
+                       "expected 8 for shape [1] of float64"),
+    "empty_with_bytes": (st_file({"a": f32([0, 5], 0, 4)}, bytes(4)), "expected 0"),
+    # overflowing shape products
+    "shape_2_32_squared": (st_file({"a": f32([2**32, 2**32], 0, 4)}, bytes(4)), "more than 2^63 elements"),
+    "bytes_overflow": (st_file({"a": f32([2**61, 2], 0, 4)}, bytes(4)), "larger than 2^63 bytes"),
+    "many_dims": (st_file({"a": f32([2**16] * 5, 0, 4)}, bytes(4)), "more than 2^63 elements"),
+    # unsupported dtypes
+    "I8": (st_file({"a": {"dtype": "I8", "shape": [1], "data_offsets": [0, 1]}}, bytes(1)), 'unsupported dtype "I8"'),
+    "U16": (st_file({"a": {"dtype": "U16", "shape": [1], "data_offsets": [0, 2]}}, bytes(2)), 'unsupported dtype "U16"'),
+    "F8_E4M3": (st_file({"a": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}, bytes(1)),
+                "unsupported dtype"),
+    "C64": (st_file({"a": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}, bytes(8)), "unsupported dtype"),
+    "lowercase_f32": (st_file({"a": {"dtype": "f32", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)),
+                      "supported: F64, F32, F16, BF16, I64, I32, U8, BOOL"),
+}
+ST_CLASSES = {
+    "short_files": ["empty", "one_byte", "seven_bytes"],
+    "header_length": ["length_past_file", "length_one_past", "length_2_63", "length_2_64_minus_1"],
+    "bad_header_text": ["non_utf8_name", "overlong_utf8", "lone_surrogate_escape", "not_json", "json_array",
+                        "trailing_comma", "duplicate_tensor", "duplicate_metadata", "duplicate_field", "float_in_shape",
+                        "negative_in_shape", "missing_offsets", "unknown_field", "metadata_not_str",
+                        "junk_after_object"],
+    "offsets": ["overlapping", "gap", "backwards", "out_of_range", "offset_2_63", "offset_past_int64"],
+    "trailing_bytes": ["trailing_bytes", "trailing_kilobyte"],
+    "size_disagreement": ["shape_vs_bytes", "dtype_vs_bytes", "empty_with_bytes"],
+    "overflowing_shapes": ["shape_2_32_squared", "bytes_overflow", "many_dims"],
+    "unsupported_dtypes": ["I8", "U16", "F8_E4M3", "C64", "lowercase_f32"],
+}
+assert sorted(sum(ST_CLASSES.values(), [])) == sorted(ST_FAULTS)
+
+
+def _st_cases(cls):
+    return [pytest.param(case, id=case) for case in ST_CLASSES[cls]]
+
+
+def _check_st(tmp_path, net, case):
+    data, match = ST_FAULTS[case]
+    path = tmp_path / f"{case}.safetensors"
+    path.write_bytes(data)
+    check_bad_weight_file(path, net, match)
+    # Under another name the content decides: still a WeightsError, never a crash.
+    other = tmp_path / f"{case}.bin"
+    other.write_bytes(data)
+    raises(WeightsError, read_weights, other)
+
+
+@pytest.mark.parametrize("case", _st_cases("short_files"))
+def test_safetensors_short_files(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", _st_cases("header_length"))
+def test_safetensors_header_length_past_the_file_or_overflowing(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", _st_cases("bad_header_text"))
+def test_safetensors_header_not_utf8_not_json_or_duplicate_keys(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", _st_cases("offsets"))
+def test_safetensors_overlapping_gapped_backwards_out_of_range_offsets(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", _st_cases("trailing_bytes"))
+def test_safetensors_trailing_bytes(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", _st_cases("size_disagreement"))
+def test_safetensors_shape_dtype_length_disagreement(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", _st_cases("overflowing_shapes"))
+def test_safetensors_overflowing_shape_products(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", _st_cases("unsupported_dtypes"))
+def test_safetensors_unsupported_dtypes(tmp_path, net, case):
+    _check_st(tmp_path, net, case)
+
+
+def test_safetensors_one_reader_for_both_languages(tmp_path, net):
+    """Python reads .safetensors through the library's C++ reader: the `safetensors` package's leniencies (a
+    duplicate key loads silently there) are WeightsErrors here, the same as from C++, and our files and the
+    package's files are read by each other bit for bit."""
+    from safetensors.numpy import load_file, save_file
+
+    # Ours -> the package.
+    ours = tmp_path / "ours.safetensors"
+    save_weights(net, ours)
+    theirs_view = load_file(str(ours))
+    sd = net.state_dict()
+    assert sorted(theirs_view) == sorted(sd)  # (the package returns them in data order, ours in header order)
+    assert all(theirs_view[k].tobytes() == v.tobytes() and theirs_view[k].dtype == v.dtype for k, v in sd.items())
+    # The package -> ours, every dtype both know.
+    rng = np.random.default_rng(0)
+    arrays = {
+        "f32": rng.standard_normal((3, 4)).astype(np.float32), "f64": rng.standard_normal(5),
+        "f16": rng.standard_normal((2, 2)).astype(np.float16), "i64": np.arange(-3, 3, dtype=np.int64),
+        "i32": np.arange(7, dtype=np.int32), "u8": np.arange(9, dtype=np.uint8), "bool": np.array([True, False]),
+        "scalar": np.array(3.5, np.float32), "empty": np.zeros((0, 3), np.float32),
+    }
+    pkg = tmp_path / "package.safetensors"
+    save_file(arrays, str(pkg), metadata={"k": "v"})
+    back = read_weights(pkg)
+    assert sorted(back) == sorted(arrays)
+    for k, v in arrays.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape and back[k].tobytes() == v.tobytes(), k
+    # Our writer for arbitrary dicts (pyflame-vision convert) -> the package.
+    mine = tmp_path / "mine.safetensors"
+    pyflame_vision._core.save_safetensors(str(mine), arrays, {"k": "v"})
+    again = load_file(str(mine))
+    assert all(again[k].tobytes() == v.tobytes() for k, v in arrays.items())
+    # A duplicate key: refused, with the file and the key named.
+    dup = tmp_path / "dup.safetensors"
+    header = '{"w":' + json.dumps(f32([1], 0, 4)) + ',"w":' + json.dumps(f32([1], 4, 8)) + "}"
+    dup.write_bytes(st_file(header, bytes(8)))
+    msg = raises(WeightsError, read_weights, dup, match='duplicate tensor name "w"')
+    assert str(dup) in msg
+    # Errors are WeightsError (also a ValueError), never the package's own exception types.
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 40)
+    with pytest.raises(ValueError):
+        read_weights(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.parametrize(
+    "tensors, exc, match",
+    [
+        ({"": np.zeros(1, np.float32)}, InvalidArgumentError, "empty name"),
+        ({"__metadata__": np.zeros(1, np.float32)}, InvalidArgumentError, "not a valid tensor name"),
+        ({"a": np.zeros(1, np.complex64)}, DTypeError, "has dtype complex64"),
+        ({"a": np.zeros(1, object)}, DTypeError, "has dtype object"),
+        ({"a": [1.0, 2.0]}, DTypeError, "must be a NumPy array, got list"),
+        ({3: np.zeros(1, np.float32)}, DTypeError, "keys must be str"),
+    ],
+    ids=["empty_name", "metadata_name", "complex", "object", "list", "int_key"],
+)
+def test_safetensors_writer_refuses_bad_input_before_writing(tmp_path, tensors, exc, match):
+    path = tmp_path / "out.safetensors"
+    raises(exc, pyflame_vision._core.save_safetensors, str(path), tensors, match=match)
+    assert not path.exists() and not (tmp_path / "out.safetensors.tmp").exists()
+
+
+@pytest.mark.parametrize("order", ["big", "fortran", "big_fortran", "sliced"])
+def test_safetensors_writer_takes_any_layout_and_byte_order(tmp_path, order):
+    from safetensors.numpy import load_file
+
+    base = np.arange(24, dtype=np.float32).reshape(2, 3, 4) * 1.5
+    x = {"big": base.astype(">f4"), "fortran": np.asfortranarray(base), "big_fortran": np.asfortranarray(base,
+         dtype=">f4"), "sliced": np.repeat(base, 2, axis=2)[:, :, ::2]}[order]
+    path = tmp_path / "o.safetensors"
+    pyflame_vision._core.save_safetensors(str(path), {"x": x})
+    got = load_file(str(path))["x"]
+    assert got.dtype == np.float32 and np.array_equal(got, base)
+
+
+# =============================================================================================
+# Weight files: .npz
+
+
+def npy_bytes(header: str | bytes, data: bytes = b"", version=(1, 0), header_len: int | None = None) -> bytes:
+    """A .npy member: magic, version, header length, header, data (everything settable, for crafting)."""
+    if isinstance(header, str):
+        header = header.encode("latin1")
+    size = len(header) if header_len is None else header_len
+    length = struct.pack("<H", size) if version[0] == 1 else struct.pack("<I", size)
+    return b"\x93NUMPY" + bytes(version) + length + header + data
+
+
+def npy_header(descr="<f4", fortran=False, shape=(2,)) -> str:
+    return f"{{'descr': {descr!r}, 'fortran_order': {fortran}, 'shape': {shape!r}, }}"
+
+
+def npz_file(members: dict[str, bytes], method=zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+NPZ_FAULTS = {
+    # object members
+    "object_member": (lambda: _savez(x=np.array([{"a": 1}, None], dtype=object)), "holds Python objects"),
+    "object_in_header": (lambda: npz_file({"x.npy": npy_bytes(npy_header("|O"), bytes(16))}), "holds Python objects"),
+    "structured_member": (lambda: _savez(x=np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")])), "structured dtype"),
+    "subarray_descr": (lambda: npz_file({"x.npy": npy_bytes(npy_header("(2,)<f4"), bytes(16))}),
+                       "not a float, integer or bool dtype"),
+    "str_member": (lambda: _savez(x=np.array(["ab", "c"])), "not a float, integer or bool dtype"),
+    # crafted .npy headers
+    "bad_magic": (lambda: npz_file({"x.npy": b"\x93NUMPZ\x01\x00" + bytes(8)}), "expected the .npy magic"),
+    "bad_version": (lambda: npz_file({"x.npy": npy_bytes(npy_header(), bytes(8), version=(9, 9))}),
+                    "unsupported .npy format version 9.9"),
+    "header_len_past_member": (lambda: npz_file({"x.npy": npy_bytes(npy_header(), header_len=60000)}),
+                               "the member ends after"),
+    "header_too_long": (lambda: npz_file({"x.npy": npy_bytes(" " * 10, version=(2, 0), header_len=2**31)}),
+                        "more than the limit of 65536"),
+    "header_not_literal": (lambda: npz_file({"x.npy": npy_bytes("__import__('os').system('true')", bytes(8))}),
+                           "not a Python literal dict"),
+    "header_not_dict": (lambda: npz_file({"x.npy": npy_bytes("[1, 2, 3]", bytes(8))}), "must be a dict"),
+    "header_missing_key": (lambda: npz_file({"x.npy": npy_bytes("{'descr': '<f4', 'shape': (2,)}", bytes(8))}),
+                           "exactly 'descr', 'fortran_order' and 'shape'"),
+    "header_extra_key": (lambda: npz_file({"x.npy": npy_bytes(npy_header()[:-1] + "'x': 1}", bytes(8))}),
+                         "exactly 'descr'"),
+    "negative_shape": (lambda: npz_file({"x.npy": npy_bytes(npy_header(shape=(-2,)), bytes(8))}),
+                       "shape must be a tuple of non-negative ints"),
+    "float_shape": (lambda: npz_file({"x.npy": npy_bytes(npy_header(shape=(2.0,)), bytes(8))}),
+                    "shape must be a tuple of non-negative ints"),
+    "bool_in_shape": (lambda: npz_file({"x.npy": npy_bytes(npy_header(shape=(True,)), bytes(8))}),
+                      "shape must be a tuple of non-negative ints"),
+    "fortran_not_bool": (lambda: npz_file({"x.npy": npy_bytes(npy_header(fortran="'yes'"), bytes(8))}),
+                         "fortran_order must be True or False"),
+    "unknown_descr": (lambda: npz_file({"x.npy": npy_bytes(npy_header("<q9"), bytes(8))}), "is not a NumPy dtype"),
+    "deep_nesting": (lambda: npz_file({"x.npy": npy_bytes("(" * 5000 + ")" * 5000, bytes(8))}),
+                     "not a Python literal dict"),
+    "huge_int": (lambda: npz_file({"x.npy": npy_bytes(npy_header()[:-6] + "(1" + "0" * 5000 + ",), }", bytes(8))}),
+                 "not a Python literal dict"),
+    "shape_too_big": (lambda: npz_file({"x.npy": npy_bytes(npy_header(shape=(2**40, 2**40)), bytes(8))}),
+                      "larger than 2^63 bytes"),
+    "declared_size_lies": (lambda: npz_file({"x.npy": npy_bytes(npy_header(shape=(100,)), bytes(8))}),
+                           "but the archive declares"),
+    "latin1_header_v3": (lambda: npz_file({"x.npy": npy_bytes(b"{'descr': '\xff'}", bytes(8), version=(3, 0))}),
+                         "not valid UTF-8"),
+    # zip faults
+    "not_a_zip": (lambda: b"this is not a zip archive" * 10, "not a valid .npz file"),
+    "truncated_zip": (lambda: _savez(a=np.arange(100, dtype=np.float32))[:-30], "not a valid .npz file"),
+    "empty_file": (lambda: b"", "not a valid .npz file"),
+    "not_npy_member": (lambda: npz_file({"readme.txt": b"hello"}), "expected only .npy members"),
+    "bzip2_member": (lambda: npz_file({"x.npy": npy_bytes(npy_header(), bytes(8))}, zipfile.ZIP_BZIP2),
+                     "uses ZIP compression method 12"),
+    "crc_damaged": (lambda: _damage(_savez(a=np.arange(100, dtype=np.float32))), "Bad CRC-32"),
+    "duplicate_member": (lambda: _duplicate(), "appears twice"),
+    "encrypted_flag": (lambda: _encrypted(), "is encrypted"),
+}
+NPZ_CLASSES = {
+    "object_members": ["object_member", "object_in_header", "structured_member", "subarray_descr", "str_member"],
+    "crafted_headers": ["bad_magic", "bad_version", "header_len_past_member", "header_too_long", "header_not_literal",
+                        "header_not_dict", "header_missing_key", "header_extra_key", "negative_shape", "float_shape",
+                        "bool_in_shape", "fortran_not_bool", "unknown_descr", "deep_nesting", "huge_int",
+                        "shape_too_big", "declared_size_lies", "latin1_header_v3"],
+    "zip_faults": ["not_a_zip", "truncated_zip", "empty_file", "not_npy_member", "bzip2_member", "crc_damaged",
+                   "duplicate_member", "encrypted_flag"],
+}
+assert sorted(sum(NPZ_CLASSES.values(), [])) == sorted(NPZ_FAULTS)
+
+
+def _savez(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _damage(data: bytes) -> bytes:
+    i = data.index(b"\x93NUMPY") + 200  # inside the stored array data
+    return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+
+
+def _duplicate() -> bytes:
+    buf = io.BytesIO()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns "Duplicate name"
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("a.npy", npy_bytes(npy_header(), bytes(8)))
+            z.writestr("a.npy", npy_bytes(npy_header(), bytes(8)))
+    return buf.getvalue()
+
+
+def _encrypted() -> bytes:
+    data = bytearray(npz_file({"a.npy": npy_bytes(npy_header(), bytes(8))}))
+    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set bit 0 of the general-purpose flags
+        i = data.index(sig)
+        data[i + off] |= 1
+    return bytes(data)
+
+
+def _check_npz(tmp_path, net, case):
+    make, match = NPZ_FAULTS[case]
+    path = tmp_path / f"{case}.npz"
+    path.write_bytes(make())
+    msg = check_bad_weight_file(path, net, match)
+    assert len(msg) < 2000
+
+
+@pytest.mark.parametrize("case", NPZ_CLASSES["object_members"])
+def test_npz_object_and_non_numeric_members(tmp_path, net, case):
+    _check_npz(tmp_path, net, case)
+
+
+def test_npz_object_members_are_never_unpickled(tmp_path, net):
+    sentinel = tmp_path / "sentinel"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    path = tmp_path / "evil.npz"
+    np.savez(path, x=np.array([Payload()], dtype=object))
+    assert not sentinel.exists()
+    check_bad_weight_file(path, net, "never unpickles a weight file")
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("case", NPZ_CLASSES["crafted_headers"])
+def test_npz_crafted_npy_headers(tmp_path, net, case):
+    _check_npz(tmp_path, net, case)
+
+
+@pytest.mark.parametrize("case", NPZ_CLASSES["zip_faults"])
+def test_npz_zip_faults(tmp_path, net, case):
+    _check_npz(tmp_path, net, case)
+
+
+def deflate_bomb(path, key: str, shape: tuple, declared_size: int | None = None, header_shape: tuple | None = None
+                 ) -> int:
+    """Writes a .npz whose one member is a valid .npy of float32 zeros of `shape`, deflated (a few KB per MiB);
+    returns the member's inflated size. `declared_size` overrides the size the ZIP directory declares (the CRC-32
+    is then that of the declared bytes) and `header_shape` the shape the .npy header declares."""
+    header = npy_header("<f4", False, header_shape or shape).encode("latin1")
+    header += b" " * ((64 - (10 + len(header) + 1) % 64) % 64) + b"\n"
+    head = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    nbytes = int(np.prod(shape)) * 4
+    chunk = bytes(1 << 20)
+    comp = zlib.compressobj(1, zlib.DEFLATED, -15)
+    parts = [comp.compress(head), comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)]
+    repeat = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)  # identical for every further MiB
+    n_chunks = nbytes >> 20
+    assert nbytes == n_chunks << 20 and n_chunks >= 3
+    parts += [repeat] * (n_chunks - 2)
+    parts.append(comp.flush())
+    data = b"".join(parts)
+    size = len(head) + nbytes
+    usize = size if declared_size is None else declared_size
+    crc32 = zlib.crc32(head[:usize])
+    left = usize - len(head)
+    while left > 0:
+        crc32 = zlib.crc32(chunk[:left], crc32)
+        left -= len(chunk)
+    name = (key + ".npy").encode()
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc32, len(data), usize, len(name), 0)
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc32, len(data), usize,
+                          len(name), 0, 0, 0, 0, 0, 0)
+    cd_offset = len(local) + len(name) + len(data)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central) + len(name), cd_offset, 0)
+    with open(path, "wb") as f:
+        f.write(local + name + data + central + name + end)
+    return size
+
+
+BOMB_CHILD = """
+import sys, time
+import pyflame_vision, pyflame_vision.models as models
+m = models.resnet18()
+m.init_weights(0)
+t = time.perf_counter()
+try:
+    {call}
+except pyflame_vision.WeightsError as exc:
+    print("refused", repr(str(exc)))
+else:
+    print("accepted", "yes")
+print("seconds", time.perf_counter() - t)
+# VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the parent's (pytest's) peak.
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print("maxrss_mib", int(hwm.split()[1]) / 1024)
+"""
+
+
+def run_bomb(call: str) -> tuple[str, float, float]:
+    proc = subprocess.run([sys.executable, "-c", BOMB_CHILD.format(call=call)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
+    return lines.get("refused", "accepted"), float(lines["seconds"]), float(lines["maxrss_mib"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc/self/status (Linux)")
+@pytest.mark.parametrize("how", ["model_shape", "declared_size_lie", "member_longer_than_declared"])
+def test_npz_deflate_bomb_is_refused_before_inflating(tmp_path, how):
+    """A 9 MB member that inflates to 2 GiB (the issue's bomb: it took 11.6 s and 4.1 GB before failing on its shape)
+    is refused from what it declares, in well under a second and without the memory."""
+    path = tmp_path / "bomb.npz"
+    if how == "model_shape":  # an honest bomb whose shape does not fit the model
+        deflate_bomb(path, "fc.weight", (1 << 29,))
+        call = f"pyflame_vision.load_weights(m, {str(path)!r})"
+        want = "size mismatch for fc.weight: copying a param with shape [536870912] from checkpoint"
+    elif how == "declared_size_lie":  # the ZIP directory declares 1 MiB, the .npy header 2 GiB
+        deflate_bomb(path, "fc.weight", (1 << 29,), declared_size=1 << 20)
+        call = f"pyflame_vision.read_weights({str(path)!r})"
+        want = "but the archive declares 1048576 bytes for the member"
+    else:  # header and directory declare [1000, 512], the deflated stream holds 2 GiB: inflation stops there
+        deflate_bomb(path, "fc.weight", (1 << 29,), declared_size=128 + 1000 * 512 * 4, header_shape=(1000, 512))
+        call = f"assert pyflame_vision.read_weights({str(path)!r})['fc.weight'].shape == (1000, 512)"
+        want = "accepted"
+    refused, seconds, rss = run_bomb(call)
+    assert want in refused, refused
+    assert seconds < 2.0, seconds
+    assert rss < 400, rss  # the interpreter, numpy and the library; nowhere near the 2 GiB the member inflates to
+
+
+@pytest.mark.parametrize("layout", ["big_endian", "fortran", "big_endian_fortran", "compressed"])
+def test_npz_big_endian_and_fortran_members_read_correctly(tmp_path, net, layout):
+    sd = net.state_dict()
+    conv = {k: v for k, v in sd.items()}
+    if "big" in layout:
+        conv = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in conv.items()}
+    if "fortran" in layout:
+        conv = {k: np.asfortranarray(v) for k, v in conv.items()}
+    path = tmp_path / f"{layout}.npz"
+    (np.savez_compressed if layout == "compressed" else np.savez)(path, **conv)
+    back = read_weights(path)
+    assert list(back) == list(sd)
+    for k, v in sd.items():
+        assert back[k].dtype == v.dtype and back[k].dtype.isnative and back[k].flags.c_contiguous, k
+        assert back[k].tobytes() == v.tobytes(), k
+    other = models.resnet18()
+    load_weights(other, path)
+    x = make_input((1, 3, 32, 32), 3)
+    assert other(x).tobytes() == net(x).tobytes()
+
+
+def test_npz_reader_agrees_with_numpy_on_valid_files(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {"f16": rng.standard_normal((3, 5)).astype(np.float16), "f64": rng.standard_normal(7),
+              "i8": np.arange(-4, 4, dtype=np.int8), "u16": np.arange(9, dtype=np.uint16),
+              "bool": np.array([[True, False], [False, True]]), "scalar": np.array(2.5, np.float32),
+              "empty": np.zeros((0, 4), np.float32), "a/b": np.ones(3, np.float32)}
+    for save in (np.savez, np.savez_compressed):
+        path = tmp_path / f"{save.__name__}.npz"
+        save(path, **arrays)
+        ours = read_weights(path)
+        with np.load(path, allow_pickle=False) as ref:
+            assert list(ours) == list(ref.files)
+            for k in ref.files:
+                assert ours[k].dtype == ref[k].dtype and ours[k].shape == ref[k].shape, k
+                assert np.array_equal(ours[k], ref[k]), k
