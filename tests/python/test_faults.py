@@ -17,8 +17,6 @@ import gc
 import io
 import json
 import multiprocessing
-import os
-import pickle
 import re
 import struct
 import subprocess
@@ -38,7 +36,6 @@ from conftest import ROOT, numpy_state_dict, require_torchvision, tv_model_rando
 from pyflame_vision import (
     DTypeError,
     InvalidArgumentError,
-    OutOfMemoryError,
     ShapeError,
     ShapeOverflowError,
     WeightsError,
@@ -63,9 +60,22 @@ def nets():
     return out
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def tv_pairs():
+    """name -> (torchvision model with randomised BatchNorm, our model with its weights), built once."""
+    require_torchvision()
+    out = {}
+    for name in SMALL:
+        tv = tv_model_random_bn(name, seed=2)
+        m = getattr(models, name)()
+        m.load_state_dict(numpy_state_dict(tv))
+        out[name] = (tv, m)
+    return out
+
+
+@pytest.fixture(scope="module")
 def net():
-    """A fresh resnet18 with weights, for tests that load into it or change it."""
+    """A resnet18 with weights that failed loads are tried on (each test checks it is unchanged afterwards)."""
     m = models.resnet18()
     m.init_weights(seed=1)
     return m
@@ -138,11 +148,9 @@ def test_wrong_channels(nets, name, channels):
 @pytest.mark.parity
 @pytest.mark.parametrize("hw", [(0, 0), (0, 32), (32, 0), (1, 1), (2, 2), (1, 64), (3, 5), (7, 7), (33, 17)])
 @pytest.mark.parametrize("name", SMALL)
-def test_small_and_empty_spatial_sizes_as_torch(name, hw):
+def test_small_and_empty_spatial_sizes_as_torch(tv_pairs, name, hw):
     torch, _ = require_torchvision()
-    tv = tv_model_random_bn(name, seed=2)
-    m = getattr(models, name)()
-    m.load_state_dict(numpy_state_dict(tv))
+    tv, m = tv_pairs[name]
     shape = [2, 3, *hw]
     x = make_input(shape, 4)
     try:
@@ -323,11 +331,9 @@ def test_zero_strides_broadcast_inputs(nets, name):
 @pytest.mark.parity
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("name", SMALL)
-def test_non_finite_values_propagate_as_torch_on_every_tier(name, value, isa_tier):
+def test_non_finite_values_propagate_as_torch_on_every_tier(tv_pairs, name, value, isa_tier):
     torch, _ = require_torchvision()
-    tv = tv_model_random_bn(name, seed=5)
-    m = getattr(models, name)()
-    m.load_state_dict(numpy_state_dict(tv))
+    tv, m = tv_pairs[name]
     x = make_input((3, 3, 48, 48), 12)
     x[0, 0, 5, 7] = value  # a single pixel: through conv1, ReLU and the max-pool's window
     x[1, :, 20:23, 30:33] = value  # a patch
@@ -452,7 +458,8 @@ ST_FAULTS = {
     "many_dims": (st_file({"a": f32([2**16] * 5, 0, 4)}, bytes(4)), "more than 2^63 elements"),
     # unsupported dtypes
     "I8": (st_file({"a": {"dtype": "I8", "shape": [1], "data_offsets": [0, 1]}}, bytes(1)), 'unsupported dtype "I8"'),
-    "U16": (st_file({"a": {"dtype": "U16", "shape": [1], "data_offsets": [0, 2]}}, bytes(2)), 'unsupported dtype "U16"'),
+    "U16": (st_file({"a": {"dtype": "U16", "shape": [1], "data_offsets": [0, 2]}}, bytes(2)),
+            'unsupported dtype "U16"'),
     "F8_E4M3": (st_file({"a": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}, bytes(1)),
                 "unsupported dtype"),
     "C64": (st_file({"a": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}, bytes(8)), "unsupported dtype"),
@@ -886,3 +893,610 @@ def test_npz_reader_agrees_with_numpy_on_valid_files(tmp_path):
             for k in ref.files:
                 assert ours[k].dtype == ref[k].dtype and ours[k].shape == ref[k].shape, k
                 assert np.array_equal(ours[k], ref[k]), k
+
+
+# =============================================================================================
+# Weight files: PyTorch checkpoints (.pth), crafted opcode by opcode (no torch needed)
+
+
+class Pickle:
+    """A pickle written opcode by opcode, the way torch.save lays out a state dict (protocol 2)."""
+
+    def __init__(self, proto: int = 2) -> None:
+        self.b = bytearray(b"\x80" + bytes([proto]))
+
+    def raw(self, data: bytes) -> Pickle:
+        self.b += data
+        return self
+
+    def glob(self, module: str | bytes, name: str | bytes) -> Pickle:
+        m = module.encode() if isinstance(module, str) else module
+        n = name.encode() if isinstance(name, str) else name
+        return self.raw(b"c" + m + b"\n" + n + b"\n")
+
+    def s(self, text: str) -> Pickle:
+        data = text.encode("utf-8", "surrogatepass")
+        return self.raw(b"X" + struct.pack("<I", len(data)) + data)
+
+    def i(self, v: int) -> Pickle:
+        return self.raw(b"J" + struct.pack("<i", v)) if -(2**31) <= v < 2**31 else self.raw(
+            b"\x8a" + bytes([8]) + struct.pack("<q", v))
+
+    def ints(self, vals) -> Pickle:
+        self.raw(b"(")
+        for v in vals:
+            self.i(v)
+        return self.raw(b"t")
+
+    def tensor(self, key: str, numel: int, offset: int, size, stride, storage="FloatStorage") -> Pickle:
+        self.glob("torch._utils", "_rebuild_tensor_v2").raw(b"(")
+        self.raw(b"(").s("storage").glob("torch", storage).s(key).s("cpu").i(numel).raw(b"tQ")
+        self.i(offset).ints(size).ints(stride).raw(b"\x89")
+        self.glob("collections", "OrderedDict").raw(b")R")
+        return self.raw(b"tR")
+
+    def state_dict(self, entries) -> Pickle:
+        """entries: (key, callback writing the value)."""
+        self.raw(b"}(")
+        for key, write in entries:
+            self.s(key)
+            write(self)
+        return self.raw(b"u.")
+
+    def bytes(self) -> bytes:
+        return bytes(self.b)
+
+
+def pth_zip(pkl: bytes, storages: dict[str, bytes], extra: dict[str, bytes] | None = None,
+            method=zipfile.ZIP_STORED, version: str = "3\n", byteorder: str = "little") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/byteorder", byteorder)
+        for key, data in storages.items():
+            z.writestr(f"archive/data/{key}", data)
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+        z.writestr("archive/version", version)
+    return buf.getvalue()
+
+
+SIX = np.arange(6, dtype=np.float32).tobytes()
+
+
+def _good_pth(**kwargs) -> bytes:
+    return pth_zip(Pickle().state_dict([("w", lambda p: p.tensor("0", 6, 0, (2, 3), (3, 1)))]).bytes(), {"0": SIX},
+                   **kwargs)
+
+
+def good_pth() -> bytes:
+    return _good_pth()
+
+
+def test_the_crafted_checkpoint_is_valid(tmp_path):
+    (tmp_path / "good.pth").write_bytes(good_pth())
+    assert np.array_equal(read_weights(tmp_path / "good.pth")["w"], np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+def _call(module, name, *args):
+    def write(p: Pickle):
+        p.glob(module, name).raw(b"(")
+        for a in args:
+            p.s(a)
+        p.raw(b"tR")
+    return write
+
+
+def _stack_global(module, name, *args):
+    def write(p: Pickle):
+        p.s(module).s(name).raw(b"\x93(")
+        for a in args:
+            p.s(a)
+        p.raw(b"tR")
+    return write
+
+
+def _in_list(inner):
+    def write(p: Pickle):
+        p.raw(b"](")
+        inner(p)
+        p.raw(b"e")
+    return write
+
+
+MALICIOUS = {
+    "os_system": (lambda s: _call("os", "system", f"touch {s}"), "global os.system is not allowed"),
+    "posix_system": (lambda s: _call("posix", "system", f"touch {s}"), "global posix.system is not allowed"),
+    "builtins_eval": (lambda s: _call("builtins", "eval", f"open({str(s)!r}, 'w')"), "global builtins.eval"),
+    "builtin_exec_py2": (lambda s: _call("__builtin__", "exec", f"open({str(s)!r}, 'w')"), "global __builtin__.exec"),
+    "builtins_getattr": (lambda s: _call("builtins", "getattr", "os", "system"), "global builtins.getattr"),
+    "subprocess_popen": (lambda s: _call("subprocess", "Popen", "touch", str(s)), "global subprocess.Popen"),
+    "torch_load": (lambda s: _call("torch", "load", str(s)), "global torch.load"),
+    "torch_nn_module": (lambda s: _call("torch.nn.modules.module", "Module"), "global torch.nn.modules.module.Module"),
+    "numpy_reconstruct": (lambda s: _call("numpy.core.multiarray", "_reconstruct", "x"),
+                          "global numpy.core.multiarray._reconstruct"),
+    "stack_global_system": (lambda s: _stack_global("os", "system", f"touch {s}"), "global os.system"),
+    "nested_in_a_list": (lambda s: _in_list(_call("os", "system", f"touch {s}")), "global os.system"),
+    "nul_in_name": (lambda s: _call(b"o\x00s", b"sys\x01tem"), "global o\\u0000s.sys\\u0001tem is not allowed"),
+    "non_utf8_name": (lambda s: _call(b"\xff\xfe", b"x"), "is not allowed"),
+    "inst_opcode": (lambda s: (lambda p: p.raw(b"(").s("touch").raw(b"ios\nsystem\n")),
+                    "opcode 0x69 INST is not supported"),
+    "obj_opcode": (lambda s: (lambda p: p.raw(b"(cos\nsystem\nS'x'\no")), "global os.system"),
+    "ext1_opcode": (lambda s: (lambda p: p.raw(b"\x82\x01")), "opcode 0x82 EXT1 is not supported"),
+    "newobj_opcode": (lambda s: (lambda p: p.glob("collections", "OrderedDict").raw(b")\x81")),
+                      "opcode 0x81 NEWOBJ is not supported"),
+    "build_on_a_global": (lambda s: (lambda p: p.glob("collections", "OrderedDict").raw(b"}b")),
+                          "BUILD (setting an object's state) is only accepted on an OrderedDict"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALICIOUS))
+def test_pth_malicious_globals_and_opcodes_never_run(tmp_path, net, case):
+    sentinel = tmp_path / "sentinel"
+    make, match = MALICIOUS[case]
+    pkl = Pickle().state_dict([("w", lambda p: p.tensor("0", 6, 0, (6,), (1,))), ("x", make(sentinel))]).bytes()
+    path = tmp_path / f"{case}.pth"
+    path.write_bytes(pth_zip(pkl, {"0": SIX}))
+    check_bad_weight_file(path, net, match)
+    # The same payload as a legacy (non-zip) file's first pickle, and as a plain pickle.
+    legacy = Pickle()
+    make(sentinel)(legacy)
+    (tmp_path / "plain.pth").write_bytes(legacy.raw(b".").bytes())
+    raises(WeightsError, read_weights, tmp_path / "plain.pth")
+    assert not sentinel.exists()
+
+
+def _memo_flood(n):
+    ops = np.zeros(n, dtype=[("op", "u1"), ("idx", "<u4")])
+    ops["op"], ops["idx"] = ord("r"), np.arange(n)
+    return b"\x80\x02N" + ops.tobytes() + b"."
+
+
+def _laughs(levels):
+    p = bytearray(b"\x80\x02]q\x00")
+    for k in range(1, levels):  # each level is a list holding the previous one twice (by reference)
+        p += b"(h" + bytes([k - 1]) + b"h" + bytes([k - 1]) + b"lq" + bytes([k])
+    return bytes(p) + b"."
+
+
+OPCODE_ABUSE = {
+    "memo_flood": (_memo_flood((1 << 22) + 1), "more than 4194304 memo entries"),
+    "dup_flood": (b"\x80\x02N" + b"2" * ((1 << 20) + 1) + b".", "stack deeper than 1048576 values"),
+    "deep_lists": (b"\x80\x02" + b"]" * 100000 + b"a" * 99999 + b".", "nested deeper than 1000 levels"),
+    "deep_dicts": (b"\x80\x02" + b"}" * 5000 + b"N" + b"s" * 4999 + b".", None),
+    "many_marks": (b"\x80\x02" + b"(" * 100000 + b".", "more than 65536 nested MARKs"),
+    "long4_huge": (b"\x80\x02\x8b\xff\xff\xff\x7f.", "bytes of a long integer, but only 1 remain"),
+    "binunicode8_2_62": (b"\x80\x04\x8d" + (2**62).to_bytes(8, "little") + b"abc.", "but only 4 remain"),
+    "frame_lies": (b"\x80\x04\x95" + (2**40).to_bytes(8, "little") + b"N.", "a frame of 1099511627776 bytes"),
+    "billion_laughs": (_laughs(40), "expected a state dict"),
+    "self_reference": (b"\x80\x02}q\x00X\x01\x00\x00\x00ah\x00s.", "expected a state dict"),
+    "unhashable_key": (b"\x80\x02}]Ns.", "unhashable type 'list' used as a dict key"),
+    "memo_read_before_write": (b"\x80\x02h\x07.", "memo entry 7 is read before it is written"),
+    "pop_empty": (b"\x80\x020.", "POP on an empty stack"),
+    "stop_on_empty": (b"\x80\x02.", "expected a value on the stack"),
+    "garbage": (bytes(range(256)) * 4, "pickle error at byte"),
+    "no_stop": (b"\x80\x02N" * 1000, "pickle error at byte"),
+}
+
+
+@pytest.mark.parametrize("case", list(OPCODE_ABUSE))
+def test_pth_opcode_abuse_fails_in_bounded_time(tmp_path, net, case):
+    pkl, match = OPCODE_ABUSE[case]
+    path = tmp_path / f"{case}.pth"
+    path.write_bytes(pth_zip(pkl, {}))
+    t = time.perf_counter()
+    check_bad_weight_file(path, net, match)
+    assert time.perf_counter() - t < 10.0  # (two reads and two loads; each well under a second)
+
+
+VIEWS = {
+    "offset_past_end": (("0", 6, 2, (5,), (1,)), "reads element 6 of float32, past the end of storage"),
+    "stride_past_end": (("0", 6, 0, (2, 3), (4, 1)), "past the end of storage"),
+    "size_past_end": (("0", 6, 0, (7,), (1,)), "past the end of storage"),
+    "negative_stride": (("0", 6, 5, (6,), (-1,)), "must not be negative"),
+    "negative_offset": (("0", 6, -1, (2,), (1,)), "negative storage offset -1"),
+    "rank_mismatch": (("0", 6, 0, (2, 3), (1,)), "have different lengths"),
+    "stride_overflow": (("0", 6, 0, (3, 3), (2**62, 2**62)), "overflows 64-bit arithmetic"),
+    "storage_bigger_than_record": (("0", 10**9, 0, (6,), (1,)), "declares 1000000000 x FloatStorage"),
+    "int64_view_of_float_storage": (("0", 6, 0, (6,), (1,), "LongStorage"), "holds 24 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", list(VIEWS))
+def test_pth_storage_views_that_read_past_their_storage(tmp_path, net, case):
+    args, match = VIEWS[case]
+    pkl = Pickle().state_dict([("w", lambda p: p.tensor(*args))]).bytes()
+    path = tmp_path / f"{case}.pth"
+    path.write_bytes(pth_zip(pkl, {"0": SIX}))
+    check_bad_weight_file(path, net, match)
+
+
+@pytest.mark.parametrize("case", ["fixture", "constants_pkl", "code_dir"])
+def test_pth_torchscript_archives_are_refused_with_advice(tmp_path, net, case):
+    if case == "fixture":
+        path = ROOT / "tests" / "cpp" / "data" / "pth" / "torchscript.pt"
+    else:
+        extra = {"archive/constants.pkl": b"\x80\x02).", } if case == "constants_pkl" else {
+            "archive/code/__torch__.py": b"def forward(self): pass\n"}
+        path = tmp_path / f"{case}.pt"
+        path.write_bytes(pth_zip(Pickle().raw(b"}.").bytes(), {}, extra))
+    x = make_input((1, 3, 32, 32))
+    before, y = weights_bytes(net), net(x)
+    msg = raises(WeightsError, read_weights, path, match="a TorchScript archive")
+    assert "save model.state_dict() instead" in msg and str(path) in msg
+    raises(WeightsError, load_weights, net, path)
+    assert_unchanged(net, before, x, y)
+
+
+def _zip_edit(data: bytes, sig: bytes, offset: int, value: bytes, nth: int = 0) -> bytes:
+    i = -1
+    for _ in range(nth + 1):
+        i = data.index(sig, i + 1)
+    return data[:i + offset] + value + data[i + offset + len(value):]
+
+
+def _flip(data: bytes, needle: bytes, delta: int = 0) -> bytes:
+    i = data.index(needle) + delta
+    return data[:i] + bytes([data[i] ^ 0x55]) + data[i + 1:]
+
+
+PTH_ZIP = {
+    "truncated_end": (lambda g: g[:-1], "malformed ZIP archive"),
+    "truncated_half": (lambda g: g[: len(g) // 2], "no end-of-central-directory record"),
+    "truncated_directory": (lambda g: g[: len(g) - 40], "malformed ZIP archive"),
+    "crc_damaged_pickle": (lambda g: _flip(g, b"_rebuild_tensor_v2"), "is damaged"),
+    "crc_damaged_storage": (lambda g: _flip(g, SIX, 5), "record archive/data/0 is damaged"),
+    "compressed": (lambda g: pth_zip(Pickle().state_dict([("w", lambda p: p.tensor("0", 6, 0, (6,), (1,)))]).bytes(),
+                                     {"0": SIX}, method=zipfile.ZIP_DEFLATED), "is compressed (method 8, deflate)"),
+    "duplicate_names": (lambda g: _duplicate_pth(), "duplicate entry name"),
+    "no_data_pkl": (lambda g: npz_file({"archive/other": b"x"}), "a ZIP archive without data.pkl"),
+    "two_pickles": (lambda g: pth_zip(Pickle().raw(b"}.").bytes(), {}, {"other/data.pkl": b"\x80\x02}."}),
+                    "the archive has two pickles"),
+    "bad_version": (lambda g: _good_pth(version="99"), "expected a format version from 1 to 10"),
+    "bad_byteorder": (lambda g: _good_pth(byteorder="middle"), 'expected "little" or "big"'),
+    "local_signature": (lambda g: _zip_edit(g, b"PK\x03\x04", 0, b"PK\x03\x05", nth=2),
+                        "expected the local header signature"),
+    "central_count_lies": (lambda g: _zip_edit(g, b"PK\x05\x06", 8, struct.pack("<HH", 9000, 9000)),
+                           "more than a central directory of"),
+    "directory_offset_past_end": (lambda g: _zip_edit(g, b"PK\x05\x06", 16, struct.pack("<I", 2**31)),
+                                  "extends past the end records"),
+    "missing_storage_record": (lambda g: pth_zip(Pickle().state_dict([("w", lambda p: p.tensor("7", 6, 0, (6,), (1,)))
+                                                                      ]).bytes(), {"0": SIX}),
+                               'storage "7" (FloatStorage) has no record archive/data/7'),
+    "encrypted_flag": (lambda g: _zip_edit(_zip_edit(g, b"PK\x01\x02", 8, b"\x01"), b"PK\x03\x04", 6, b"\x01"),
+                       "is encrypted"),
+}
+
+
+def _duplicate_pth() -> bytes:
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("archive/data.pkl", b"\x80\x02}.")
+            z.writestr("archive/data.pkl", b"\x80\x02}.")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case", list(PTH_ZIP))
+def test_pth_zip_faults(tmp_path, net, case):
+    make, match = PTH_ZIP[case]
+    path = tmp_path / f"{case}.pth"
+    path.write_bytes(make(good_pth()))
+    check_bad_weight_file(path, net, match)
+
+
+STATE_DICT_LOCATION = {
+    "top_level_list": (Pickle().raw(b"].").bytes(), "expected a state dict (a dict of tensors)"),
+    "int_value": (Pickle().state_dict([("w", lambda p: p.i(3))]).bytes(), "its value for \"w\" is an int"),
+    "nested_dict": (Pickle().raw(b"}").s("model").raw(b"}").s("w").raw(b"Nss.").bytes(),
+                    'under "model"' if False else "expected a state dict"),
+    "int_key": (Pickle().raw(b"}").i(1).raw(b"Ns.").bytes(), "found the key 1"),
+    "empty_state_dict": (Pickle().raw(b"}.").bytes(), "Missing key(s) in state_dict"),
+}
+
+
+@pytest.mark.parametrize("case", list(STATE_DICT_LOCATION))
+def test_pth_state_dict_not_where_it_is_looked_for(tmp_path, net, case):
+    pkl, match = STATE_DICT_LOCATION[case]
+    path = tmp_path / f"{case}.pth"
+    path.write_bytes(pth_zip(pkl, {}))
+    x = make_input((1, 3, 32, 32))
+    before, y = weights_bytes(net), net(x)
+    if case == "empty_state_dict":  # a valid empty state dict: read, then refused by the model
+        assert read_weights(path) == {}
+    else:
+        raises(WeightsError, read_weights, path, match=match)
+    raises(WeightsError, load_weights, net, path, match=None if case != "empty_state_dict" else match)
+    assert_unchanged(net, before, x, y)
+
+
+# =============================================================================================
+# State dicts
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("change", ["missing", "unexpected", "mis_shaped", "all_three"])
+def test_state_dict_problems_are_aggregated_as_torch_does(tv_pairs, change):
+    """Every missing, unexpected and mis-shaped key in one WeightsError (a RuntimeError, as torch's), listing the
+    same keys as torch's message; the model keeps its weights."""
+    torch, _ = require_torchvision()
+    tv, m = tv_pairs["resnet18"]
+    sd = numpy_state_dict(tv)
+    if change in ("missing", "all_three"):
+        for k in ("layer1.0.conv1.weight", "bn1.running_var", "fc.bias"):
+            del sd[k]
+    if change in ("unexpected", "all_three"):
+        sd["extra.weight"] = np.zeros(3, np.float32)
+        sd["module.conv1.weight"] = np.zeros(3, np.float32)
+    if change in ("mis_shaped", "all_three"):
+        sd["fc.weight"] = np.zeros((10, 512), np.float32)
+        sd["layer4.1.bn2.bias"] = np.zeros(7, np.float32)
+    x = make_input((1, 3, 32, 32))
+    before, y = weights_bytes(m), m(x)
+    ours = raises(WeightsError, m.load_state_dict, sd)
+    assert isinstance(WeightsError(""), RuntimeError)
+    with pytest.raises(RuntimeError) as theirs:
+        tv.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()})
+
+    def keys(msg, section):
+        found = re.search(section + r": (.*?)\. ", msg)
+        return sorted(re.findall(r'"([^"]+)"', found.group(1))) if found else []
+
+    for section in (r"Missing key\(s\) in state_dict", r"Unexpected key\(s\) in state_dict"):
+        assert keys(ours, section) == keys(str(theirs.value), section), section
+    assert sorted(re.findall(r"size mismatch for ([\w.]+)", ours)) == sorted(
+        re.findall(r"size mismatch for ([\w.]+)", str(theirs.value)))
+    assert "The model's previous weights are unchanged." in ours
+    assert_unchanged(m, before, x, y)
+
+
+@pytest.mark.parametrize(
+    "value, exc, match",
+    [
+        (np.zeros(64 * 3 * 49, np.complex64).reshape(64, 3, 7, 7), DTypeError, "must be a float or integer array"),
+        (np.zeros((64, 3, 7, 7), object), DTypeError, "must be a float or integer array, got dtype object"),
+        (np.zeros((64, 3, 7, 7), "U2"), DTypeError, "got dtype <U2"),
+        (np.zeros((64, 3, 7, 7), "datetime64[s]"), DTypeError, "got dtype datetime64[s]"),
+        (np.zeros((64, 3, 7, 7), np.bool_), DTypeError, "got dtype bool"),
+        (np.full((64, 3, 7, 7), 2**63, np.uint64), DTypeError, "values above 2**63 - 1"),
+        ([[["not a number"]]], DTypeError, "must be a float or integer array"),
+        ({"a": 1}, DTypeError, "must be a float or integer array, got dtype object"),
+    ],
+    ids=["complex", "object", "str", "datetime", "bool", "uint64_overflow", "nested_str_list", "dict"],
+)
+def test_state_dict_wrong_dtypes(net, value, exc, match):
+    sd = net.state_dict()
+    sd["conv1.weight"] = value
+    x = make_input((1, 3, 32, 32))
+    before, y = weights_bytes(net), net(x)
+    msg = raises(exc, net.load_state_dict, sd, match=match)
+    assert "'conv1.weight'" in msg
+    assert_unchanged(net, before, x, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int32, np.int64, np.uint8, ">f4", ">f8"])
+def test_state_dict_convertible_dtypes_load_as_torch_copies(dtype):
+    """float and integer values convert to the model's float32 as torch's param.copy_() does."""
+    m = models.resnet18()
+    m.init_weights(0)
+    sd = m.state_dict()
+    conv = (np.arange(64 * 3 * 49) % 7).reshape(64, 3, 7, 7).astype(dtype)
+    sd["conv1.weight"] = conv
+    m.load_state_dict(sd)
+    assert np.array_equal(m.state_dict()["conv1.weight"], conv.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "state, exc, match",
+    [
+        ([("conv1.weight", np.zeros(1))], DTypeError, "expects a mapping of names to arrays, got list"),
+        ("conv1.weight", DTypeError, "expects a mapping of names to arrays, got str"),
+        ({1: np.zeros(1)}, DTypeError, "keys must be str, got int"),
+        ({b"conv1.weight": np.zeros(1)}, DTypeError, "keys must be str, got bytes"),
+        ({"a\udc80": np.zeros(1)}, DTypeError, "cannot be encoded as UTF-8"),
+        ({"a\x00b": np.zeros(1)}, WeightsError, 'Unexpected key(s) in state_dict: "a\\u0000b"'),
+        ({"x" * 100000: np.zeros(1)}, WeightsError, "Unexpected key(s) in state_dict"),
+    ],
+    ids=["list", "str", "int_key", "bytes_key", "surrogate_key", "nul_key", "huge_key"],
+)
+def test_state_dict_bad_containers_and_keys(net, state, exc, match):
+    if isinstance(state, dict) and exc is WeightsError:
+        state = {**net.state_dict(), **state}
+    x = make_input((1, 3, 32, 32))
+    before, y = weights_bytes(net), net(x)
+    msg = raises(exc, net.load_state_dict, state, match=match)
+    assert len(msg) < 6000
+    assert_unchanged(net, before, x, y)
+
+
+class BadMapping(collections.abc.Mapping):
+    """A mapping whose values fail at the n-th item (a generator dying half-way, an array that cannot convert)."""
+
+    def __init__(self, sd, fail_at):
+        self.sd, self.fail_at = sd, fail_at
+
+    def __getitem__(self, k):
+        return self.sd[k]
+
+    def __len__(self):
+        return len(self.sd)
+
+    def __iter__(self):
+        return iter(self.sd)
+
+    def items(self):
+        for i, kv in enumerate(self.sd.items()):
+            if i == self.fail_at:
+                raise RuntimeError("the source died half-way")
+            yield kv
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last", "bad_value_last", "no_weights_model"])
+def test_state_dict_failed_load_changes_nothing(net, where):
+    x = make_input((1, 3, 32, 32))
+    before, y = weights_bytes(net), net(x)
+    new = models.resnet18()
+    new.init_weights(seed=99)
+    sd = new.state_dict()
+    n = len(sd)
+    if where == "bad_value_last":
+        sd[list(sd)[-1]] = np.zeros((2, 2), np.complex64)
+        raises(DTypeError, net.load_state_dict, sd)
+    elif where == "no_weights_model":
+        empty = models.resnet18()
+        sd["fc.weight"] = np.zeros((3, 3), np.float32)
+        raises(WeightsError, empty.load_state_dict, sd)
+        assert not empty.has_weights
+        raises(WeightsError, empty, x, match="has no weights")
+        return
+    else:
+        fail_at = {"first": 0, "middle": n // 2, "last": n - 1}[where]
+        with pytest.raises(RuntimeError, match="the source died half-way"):
+            net.load_state_dict(BadMapping(sd, fail_at))
+    assert_unchanged(net, before, x, y)
+
+
+# =============================================================================================
+# Concurrency and lifetime
+
+
+MIXED_SHAPES = [(1, 3, 32, 32), (2, 3, 40, 48), (3, 3, 64, 64), (1, 3, 56, 40)]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_32_threads_with_mixed_shapes_are_bit_identical(name):
+    m = getattr(models, name)()
+    m.init_weights(seed=4)
+    inputs = [make_input(s, i) for i, s in enumerate(MIXED_SHAPES)]
+    want = [m(x).tobytes() for x in inputs]  # single-threaded reference
+
+    def worker(t):
+        got = []
+        for k in range(len(inputs)):
+            i = (t + k) % len(inputs)  # every thread runs every shape, starting at a different one
+            got.append((i, m(inputs[i]).tobytes()))
+        return got
+
+    with ThreadPoolExecutor(32) as ex:
+        results = list(ex.map(worker, range(32)))
+    calls = [r for rs in results for r in rs]
+    assert len(calls) == 32 * len(inputs)
+    assert all(out == want[i] for i, out in calls)
+
+
+def race(model, mutate, n_mutations, x, allowed):
+    """8 threads run forwards while `mutate(k)` runs n_mutations times; every output must be bit-identical to one
+    of `allowed` (the whole old model or the whole new one). Returns the number of forwards run."""
+    stop = threading.Event()
+    seen, errors = [], []
+
+    def forward():
+        while not stop.is_set():
+            try:
+                out = model(x).tobytes()
+            except Exception as exc:  # noqa: BLE001 - collected and reported below
+                errors.append(exc)
+                return
+            seen.append(out in allowed)
+
+    threads = [threading.Thread(target=forward) for _ in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(n_mutations):
+            mutate(k)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a forward thread hung"
+    assert not errors, errors[0]
+    assert seen and all(seen), f"{seen.count(False)} of {len(seen)} forwards saw torn weights"
+    return len(seen)
+
+
+@pytest.mark.parametrize("mutator", ["load_state_dict", "init_weights", "load_weights_safetensors",
+                                     "load_weights_npz", "set_num_threads"])
+def test_mutators_racing_8_forward_threads(tmp_path, mutator):
+    m = models.resnet18()
+    a, b = models.resnet18(), models.resnet18()
+    a.init_weights(seed=10)
+    b.init_weights(seed=11)
+    x = make_input((2, 3, 48, 48), 5)
+    sd = [a.state_dict(), b.state_dict()]
+    m.load_state_dict(sd[0])
+    outs = {a(x).tobytes(), b(x).tobytes()}
+    files = {}
+    for ext in (".safetensors", ".npz"):
+        for i, src in enumerate((a, b)):
+            files[ext, i] = tmp_path / f"{i}{ext}"
+            save_weights(src, files[ext, i])
+    threads = pyflame_vision.get_num_threads()
+    mutate = {
+        "load_state_dict": lambda k: m.load_state_dict(sd[k % 2]),
+        "init_weights": lambda k: m.init_weights(seed=10 + k % 2),
+        "load_weights_safetensors": lambda k: load_weights(m, files[".safetensors", k % 2]),
+        "load_weights_npz": lambda k: load_weights(m, files[".npz", k % 2]),
+        "set_num_threads": lambda k: pyflame_vision.set_num_threads(1 + k % 2),
+    }[mutator]
+    if mutator == "set_num_threads":
+        outs = {a(x).tobytes()}  # the weights stay; the thread count never changes results
+    try:  # (each mutation makes the next forwards repack the weights: a few per test keep it short)
+        n = race(m, mutate, 4 if mutator == "init_weights" else 12, x, outs)
+    finally:
+        pyflame_vision.set_num_threads(threads)
+    assert n >= 8
+
+
+def test_del_model_while_another_thread_is_inside_forward():
+    m = models.resnet18()
+    m.init_weights(seed=2)
+    x = make_input((8, 3, 96, 96), 6)
+    want = m(x).tobytes()
+    started, result = threading.Event(), []
+
+    def run(model):
+        started.set()
+        result.append(model(x).tobytes())
+
+    t = threading.Thread(target=run, args=(m,))
+    t.start()
+    started.wait()
+    del m  # the running call holds the model; the last reference goes when it returns
+    gc.collect()
+    t.join(timeout=120)
+    assert not t.is_alive() and result == [want]
+
+
+# =============================================================================================
+# Process level
+
+
+def _mp_init(path):
+    global _MP_MODEL
+    _MP_MODEL = models.resnet18()
+    load_weights(_MP_MODEL, path)
+
+
+def _mp_forward(x):
+    return _MP_MODEL(x)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_multiprocessing_pool_maps_the_model_over_arrays(tmp_path, method):
+    """Arrays that went through pickle (multiprocessing, Dask) are float32 for us too (the dtype check once compared
+    identities and refused every one); results equal the parent's bit for bit. With fork, the parent has already run
+    the thread pool."""
+    m = models.resnet18()
+    m.init_weights(seed=8)
+    path = tmp_path / "w.safetensors"
+    save_weights(m, path)
+    xs = [make_input((2, 3, 40, 40), i) for i in range(6)]
+    want = [m(x).tobytes() for x in xs]
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(2, initializer=_mp_init, initargs=(str(path),)) as pool:
+        got = pool.map_async(_mp_forward, xs).get(timeout=240)
+    assert [g.tobytes() for g in got] == want
