@@ -113,10 +113,11 @@ class NpzArchive:
     archive order. :meth:`read` inflates one member; :meth:`close` (or ``with``) closes the file.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fileobj: BinaryIO | None = None) -> None:
+        """Opens ``path`` (or reads ``fileobj``, with ``path`` naming it in messages)."""
         self.path = path
         try:
-            self._zip = zipfile.ZipFile(path)
+            self._zip = zipfile.ZipFile(path if fileobj is None else fileobj)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
             if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
                 raise
