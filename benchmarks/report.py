@@ -46,10 +46,11 @@ def markdown(res: dict) -> str:
     out += ["", "## Latency (median ms) and ours/peer throughput ratio",
             "",
             "Ratio = peer median / our median: above 1, pyflame_vision is faster. "
-            "% of peak = our GFLOP/s over the measured peak for the thread count. GFLOP/s counts 2 x the MACs "
-            "of a direct convolution (torchvision's convention) for every engine; pyflame_vision runs dense 3x3 "
-            "stride-1 layers as Winograd F(2x2,3x3), which multiplies 2.25x less, so its effective rate can "
-            "exceed the FMA peak.", ""]
+            "GFLOP/s counts 2 x the MACs of a direct convolution (torchvision's convention) for every engine, "
+            "one scale for all; pyflame_vision runs dense 3x3 stride-1 layers as Winograd F(2x2,3x3), which "
+            "multiplies 2.25x less, so that rate can exceed the FMA peak. % of peak counts the multiplies "
+            "actually executed (the library's count for ours, the direct count for the peers) over the measured "
+            "peak for the thread count, so it never exceeds 100%.", ""]
     hdr = ["model", "size", "threads", "batch", "ours ms", "ours p90", "img/s", "GFLOP/s", "% peak", "runs"]
     for k in peers:
         hdr += [f"{SHORT[k]} ms", "ratio"]
@@ -106,7 +107,8 @@ def markdown(res: dict) -> str:
     kern = res.get("kernels")
     if kern:
         out += ["", f"## Kernels ({kern['isa']}, median of {kern['repeats']} samples, batch 1)", "",
-                "GFLOP/s = 2 x direct-convolution MACs / time, also for Winograd layers (see above).", "",
+                "GFLOP/s = 2 x direct-convolution MACs / time, also for Winograd layers; % of peak counts the "
+                "multiplies each layer's implementation executes (see above).", "",
                 "### Per model: all convolution and linear layers (sum over layers of count x time)", "",
                 "| model | threads | layers | GMAC | ms | GFLOP/s | % peak |", "|---|---|---|---|---|---|---|"]
         for r in kern["totals"]:

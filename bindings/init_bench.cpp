@@ -8,6 +8,7 @@
 #include "bindings.h"
 #include "pyflame_vision/bench.h"
 #include "pyflame_vision/error.h"
+#include "pyflame_vision/models/model.h"
 
 namespace pyflame_vision {
 namespace bindings {
@@ -28,6 +29,7 @@ py::dict timing_dict(const bench::KernelTiming& t) {
   d["samples"] = t.samples;
   d["runs_per_sample"] = t.runs_per_sample;
   d["macs"] = t.macs;
+  d["macs_executed"] = t.macs_executed;
   d["algorithm"] = t.algorithm;
   return d;
 }
@@ -47,6 +49,16 @@ void init_bench(py::module_& m) {
       "FP32 multiply-add peak in GFLOP/s (1 FMA = 2 flops) of `threads` threads at tier `isa` (default: the\n"
       "active tier), measured now: best of `trials` runs of about `seconds` each. Raises UnsupportedError if\n"
       "this CPU lacks the tier, ValueError for threads < 1, trials < 1 or seconds outside (0, 60].");
+  b.def(
+      "executed_macs",
+      [](const models::Model& model, py::handle input_shape) {
+        const TensorSpec spec = spec_from_python(input_shape, "input_shape");
+        py::gil_scoped_release release;
+        return model.executed_macs(spec);
+      },
+      py::arg("model"), py::arg("input_shape"),
+      "Multiply-adds the model's compiled kernels execute for input_shape: summary()'s MACs, less where an\n"
+      "algorithm multiplies less (Winograd). Compiles for the shape if needed (the model needs weights).");
   b.def(
       "time_conv2d",
       [](const std::vector<int64_t>& shape, const py::object& isa, int threads, int repeats, double min_ms,
@@ -80,7 +92,8 @@ void init_bench(py::module_& m) {
       py::arg("shape"), py::arg("isa") = py::none(), py::arg("threads") = 1, py::arg("repeats") = 7,
       py::arg("min_ms") = 2.0, py::arg("epilogue") = "none",
       "Times the convolution kernel the engine uses for `shape` (N H W C_in C_out KH KW SH SW PH PW DH DW G).\n"
-      "Returns a dict: median_seconds, min_seconds, samples, runs_per_sample, macs, algorithm.");
+      "Returns a dict: median_seconds, min_seconds, samples, runs_per_sample, macs (the direct convolution's),\n"
+      "macs_executed (the implementation's: fewer for Winograd), algorithm.");
   b.def(
       "time_gemm",
       [](int64_t mm, int64_t n, int64_t k, const py::object& isa, int threads, int repeats, double min_ms) {

@@ -286,22 +286,38 @@ void init_models(py::module_& m) {
       .def("has_classifier", &EfficientNet::has_classifier);
 
   py::module_ f = m.def_submodule("factories", "C++ model factories (wrapped by pyflame_vision.models).");
-#define PFV_FACTORY(name) f.def(#name, &models::name, py::arg("num_classes") = 1000);
-  PFV_FACTORY(resnet18)
-  PFV_FACTORY(resnet34)
-  PFV_FACTORY(resnet50)
-  PFV_FACTORY(resnet101)
-  PFV_FACTORY(resnet152)
-  PFV_FACTORY(resnext50_32x4d)
-  PFV_FACTORY(resnext101_32x8d)
-  PFV_FACTORY(wide_resnet50_2)
-  PFV_FACTORY(wide_resnet101_2)
-  PFV_FACTORY(efficientnet_b0)
-  PFV_FACTORY(efficientnet_b1)
-  PFV_FACTORY(efficientnet_b2)
-  PFV_FACTORY(efficientnet_b3)
-  PFV_FACTORY(efficientnet_b4)
-#undef PFV_FACTORY
+  // One factory per row of the model table (models/registry.h).
+  for (const models::ModelSpec& spec : models::model_table()) {
+    f.def(
+        spec.name, [&spec](int64_t num_classes) { return spec.create(num_classes); }, py::arg("num_classes") = 1000,
+        (std::string("torchvision's ") + spec.name + " (C++ factory).").c_str());
+  }
+  f.def(
+      "model_table",
+      []() {
+        py::list rows;
+        for (const models::ModelSpec& s : models::model_table()) {
+          py::dict d;
+          d["name"] = s.name;
+          d["family"] = s.family;
+          d["default_resolution"] = s.default_resolution;
+          if (std::string(s.family) == "resnet") {
+            d["block_type"] = s.block;
+            d["layers"] = s.layers;
+            d["groups"] = s.groups;
+            d["width_per_group"] = s.width_per_group;
+          } else {
+            d["width_mult"] = s.width_mult;
+            d["depth_mult"] = s.depth_mult;
+            d["dropout"] = s.dropout;
+          }
+          rows.append(d);
+        }
+        return rows;
+      },
+      "The model table, one dict per model in torchvision's order: name, family, default_resolution and the\n"
+      "architecture options (ResNet: block_type, layers, groups, width_per_group; EfficientNet: width_mult,\n"
+      "depth_mult, dropout).");
   f.def("list_models", &models::list_models);
   f.def("create_model", &models::create_model, py::arg("name"), py::arg("num_classes") = 1000);
 }

@@ -203,6 +203,7 @@ KernelTiming time_conv2d(const ConvCase& c, Isa tier, int threads, int repeats, 
   fill_random(in, 3, 1.0f);
   KernelTiming t;
   t.macs = s.batch * s.out_h * s.out_w * s.out_c * k;
+  t.macs_executed = kernel.macs_executed();
   t.algorithm = kernel.description();
   ThreadScope scope(threads);
   time_runs([&] { kernel.run(in.data(), out.data(), nullptr); }, repeats, min_ms, t);
@@ -223,6 +224,7 @@ KernelTiming time_gemm(int64_t m, int64_t n, int64_t k, Isa tier, int threads, i
   fill_random(x, 3, 1.0f);
   KernelTiming t;
   t.macs = m * n * k;
+  t.macs_executed = t.macs;
   t.algorithm = kernel.description();
   ThreadScope scope(threads);
   time_runs([&] { kernel.run(x.data(), m, y.data()); }, repeats, min_ms, t);

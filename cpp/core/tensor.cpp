@@ -57,4 +57,23 @@ Tensor Tensor::clone() const {
   return from_data(spec_, raw_data());
 }
 
+InputView InputView::of(const Tensor& t) {
+  InputView v;
+  v.data = t.data_f32();
+  v.shape = t.shape();
+  v.strides.assign(v.shape.size(), 1);
+  for (size_t i = v.shape.size(); i-- > 1;) v.strides[i - 1] = v.strides[i] * v.shape[i];
+  return v;
+}
+
+InputView InputView::contiguous(const float* data, Shape shape) {
+  shape_numel(shape);  // rejects negative dimensions and overflow
+  InputView v;
+  v.data = data;
+  v.strides.assign(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;) v.strides[i - 1] = v.strides[i] * shape[i];
+  v.shape = std::move(shape);
+  return v;
+}
+
 }  // namespace pyflame_vision

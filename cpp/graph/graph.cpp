@@ -53,12 +53,6 @@ ValueId GraphBuilder::call(const std::string& name, const nn::Module& module, Va
   return module.lower(*this, x);
 }
 
-ValueId GraphBuilder::call_child(const nn::Module& parent, const std::string& name, ValueId x) {
-  auto c = parent.child(name);
-  if (!c) throw std::logic_error(parent.type_name() + " has no child '" + name + "'");
-  return call(name, *c, x);
-}
-
 std::string GraphBuilder::path() const {
   std::string s;
   for (const auto& p : path_) s += (s.empty() ? "" : ".") + p;

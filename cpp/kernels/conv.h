@@ -24,8 +24,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "pyflame_vision/cpu.h"
 
@@ -45,21 +49,57 @@ struct ConvShape {
   int64_t groups = 1;
 };
 
+class ConvImpl;
+struct ConvImplEntry;
+
+/// Packed weights by key (layer, implementation, tier), so that the kernels
+/// of several input shapes of one model share them when they choose the same
+/// implementation. Thread-safe.
+class PackCache {
+ public:
+  std::shared_ptr<const void> find(const std::string& key) const;
+  /// Stores `value` unless `key` is present; returns the stored value.
+  std::shared_ptr<const void> put(const std::string& key, std::shared_ptr<const void> value);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const void>> map_;
+};
+
+/// Folded weights of one convolution: [out_c, in_c/groups, kh, kw] and [out_c]
+/// (empty: no bias). Filled only when the cache has no packed weights yet.
+struct ConvWeights {
+  std::vector<float> weight;
+  std::vector<float> bias;
+};
+using ConvWeightSource = std::function<ConvWeights()>;
+
 class Conv2dKernel {
  public:
   /// Packs `weight` ([out_c, in_c/groups, kernel_h, kernel_w]) and `bias`
   /// ([out_c] or null) for `isa`. The shape must be consistent (out_h/out_w as
   /// torch computes them); throws InvalidArgument otherwise, and also when
-  /// `isa` is above detected_isa(). Chooses the algorithm: depthwise kernel when
-  /// groups == in_c == out_c, GEMM for 1x1 stride-1 unpadded, implicit GEMM
-  /// (indirection buffer) otherwise, per group for grouped convolutions.
+  /// `isa` is above detected_isa(). The implementation is the first entry of
+  /// the ordered list (conv_impls.h) that applies to this shape and tier.
   Conv2dKernel(const ConvShape& shape, const float* weight, const float* bias, Epilogue epilogue, Isa isa);
-  /// The same layer (weights, channels, kernel, stride, padding, dilation,
-  /// groups, epilogue, tier) for another batch size or spatial size: shares
-  /// `donor`'s packed weights instead of packing again. Throws InvalidArgument
-  /// if the layer parameters differ.
+  /// The same, with packed weights looked up in (or added to) `cache` under
+  /// `layer_key` + the chosen implementation + the tier; `source` is called
+  /// only when they must be packed. Throws as above, and what `source` throws.
+  Conv2dKernel(const ConvShape& shape, Epilogue epilogue, Isa isa, PackCache& cache, const std::string& layer_key,
+               const ConvWeightSource& source);
+  /// The same layer for another input size: selection runs again for
+  /// `shape`; if it chooses donor's implementation, the packed weights are
+  /// shared. Throws InvalidArgument if the layer parameters differ or another
+  /// implementation applies (then the weights must be packed again).
   Conv2dKernel(const ConvShape& shape, const Conv2dKernel& donor);
+  /// Forces the implementation called `impl` (tests, benchmarks); throws
+  /// InvalidArgument naming the reason if it does not apply, or listing the
+  /// names if there is no such implementation.
+  static Conv2dKernel with_impl(const std::string& impl, const ConvShape& shape, const float* weight,
+                                const float* bias, Epilogue epilogue, Isa isa);
   ~Conv2dKernel();
+  Conv2dKernel(Conv2dKernel&&) noexcept;
   Conv2dKernel(const Conv2dKernel&) = delete;
   Conv2dKernel& operator=(const Conv2dKernel&) = delete;
 
@@ -69,16 +109,25 @@ class Conv2dKernel {
   void run(const float* in, float* out, const float* residual) const;
 
   const ConvShape& shape() const;
-  /// Algorithm and microkernel, e.g. "igemm 3x3/s1 igemm_f32_6x16__avx2".
+  /// Name of the chosen list entry, e.g. "winograd_2x2_3x3".
+  const char* impl_name() const;
+  /// Algorithm and microkernel, e.g. "igemm 3x3/s1 igemm_f32_6x16__avx2 +relu".
   std::string description() const;
-  /// Why this algorithm was chosen and the ones before it in the ordered list
-  /// (depthwise, 1x1 GEMM, row-merged stem, grouped variants, implicit GEMM) were not.
+  /// One line per list entry up to the chosen one: "chose NAME: reason" last,
+  /// "skipped NAME: reason" for each entry before it.
   std::string why() const;
+  /// Multiply-adds the implementation executes for this shape (direct
+  /// convolution's count, fewer for Winograd).
+  int64_t macs_executed() const;
 
  private:
+  Conv2dKernel() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Names of the convolution implementations, in the order they are tried.
+std::vector<std::string> conv_impl_names();
 
 /// y[n, out] = act(x[n, in] . weight[out, in]^T + bias[out]) (torch.nn.Linear).
 class LinearKernel {
@@ -88,6 +137,10 @@ class LinearKernel {
   struct SharePacked {};
   /// Shares `donor`'s packed weights (row counts are given to run()).
   LinearKernel(const LinearKernel& donor, SharePacked);
+  /// Packed weights looked up in (or added to) `cache` under `layer_key` and
+  /// the tier; weight and bias are read only when they must be packed.
+  LinearKernel(int64_t in_features, int64_t out_features, const float* weight, const float* bias,
+               Epilogue epilogue, Isa isa, PackCache& cache, const std::string& layer_key);
   ~LinearKernel();
   LinearKernel(const LinearKernel&) = delete;
   LinearKernel& operator=(const LinearKernel&) = delete;

@@ -98,7 +98,7 @@ void EfficientNet::remove_classifier() {
   rebuild_graph();
 }
 
-ValueId EfficientNet::lower_model(GraphBuilder& g, ValueId x) const {
+ValueId EfficientNet::lower_model(nn::Lowering& g, ValueId x) const {
   static const std::shared_ptr<const Layer> flatten = std::make_shared<const Flatten>(1);
   x = g.call_child(*this, "features", x);
   g.tap(x);

@@ -19,7 +19,7 @@ void Model::rebuild_graph() {
   std::atomic_store(&graph_, std::shared_ptr<const Graph>(std::make_shared<Graph>(std::move(b).finish(out))));
 }
 
-ValueId Model::lower(GraphBuilder& g, ValueId x) const { return lower_model(g, x); }
+ValueId Model::lower(nn::Lowering& g, ValueId x) const { return lower_model(g, x); }
 
 namespace {
 void check_input(const TensorSpec& input) {

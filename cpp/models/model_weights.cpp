@@ -7,6 +7,7 @@
 
 #include "graph/executable.h"
 #include "io/io_util.h"
+#include "kernels/conv.h"
 #include "pyflame_vision/cpu.h"
 #include "pyflame_vision/error.h"
 #include "pyflame_vision/models/model.h"
@@ -14,25 +15,6 @@
 
 namespace pyflame_vision {
 namespace models {
-
-InputView InputView::of(const Tensor& t) {
-  InputView v;
-  v.data = t.data_f32();
-  v.shape = t.shape();
-  v.strides.assign(v.shape.size(), 1);
-  for (size_t i = v.shape.size(); i-- > 1;) v.strides[i - 1] = v.strides[i] * v.shape[i];
-  return v;
-}
-
-InputView InputView::contiguous(const float* data, Shape shape) {
-  shape_numel(shape);  // rejects negative dimensions and overflow
-  InputView v;
-  v.data = data;
-  v.strides.assign(shape.size(), 1);
-  for (size_t i = shape.size(); i-- > 1;) v.strides[i - 1] = v.strides[i] * shape[i];
-  v.shape = std::move(shape);
-  return v;
-}
 
 namespace {
 
@@ -247,6 +229,7 @@ void Model::init_weights(uint64_t seed) {
   std::lock_guard<std::mutex> lock(mu_);
   weights_ = std::move(map);
   cache_.clear();
+  packs_.reset();
 }
 
 std::vector<std::pair<std::string, Tensor>> Model::state_dict() const {
@@ -346,6 +329,7 @@ LoadResult Model::load_state_dict_impl(const std::vector<std::pair<std::string, 
   for (auto& kv : accepted) (*map)[kv.first] = std::move(kv.second);
   weights_ = std::move(map);
   cache_.clear();
+  packs_.reset();
   return r;
 }
 
@@ -379,16 +363,17 @@ std::shared_ptr<const Executable> Model::executable(const TensorSpec& input, boo
     it->second.last_used = ++clock_;  // compiled by another thread meanwhile
     return it->second.exe;
   }
-  // Another shape of the same graph, weights and tier lends its packed weights:
-  // every cached shape then costs only its activation arena.
-  const Executable* donor = nullptr;
-  for (const auto& e : cache_) {
-    if (e.second.exe->isa() == isa && e.second.graph == g && e.second.weights == weights_) {
-      donor = e.second.exe.get();
-      break;
-    }
+  // Every shape compiled from this graph and these weights shares one pack
+  // cache: a layer that chooses the same implementation at two input sizes
+  // packs its weights once (each cached shape then costs its arena), and one
+  // that chooses another implementation packs for it, so results never
+  // depend on which shapes were compiled before.
+  if (!packs_ || packs_graph_ != g || packs_weights_ != weights_) {
+    packs_ = std::make_shared<kernels::PackCache>();
+    packs_graph_ = g;
+    packs_weights_ = weights_;
   }
-  auto exe = std::make_shared<const Executable>(*g, *weights_, input, features, isa, donor);
+  auto exe = std::make_shared<const Executable>(*g, *weights_, input, features, isa, *packs_);
   // Keep the 8 most recently used shapes.
   if (cache_.size() >= 8 && cache_.find(key) == cache_.end()) {
     auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
@@ -453,6 +438,11 @@ std::vector<Tensor> Model::forward_features(const InputView& input) const {
     return out;
   }
   return executable(spec, true)->run(input);
+}
+
+int64_t Model::executed_macs(const TensorSpec& input, bool features) const {
+  execution_plan(input, features);  // validates and compiles
+  return executable(input, features)->macs_executed();
 }
 
 std::string Model::execution_plan(const TensorSpec& input, bool features) const {

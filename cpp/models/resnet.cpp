@@ -101,7 +101,7 @@ void ResNet::remove_fc() {
   rebuild_graph();
 }
 
-ValueId ResNet::lower_model(GraphBuilder& g, ValueId x) const {
+ValueId ResNet::lower_model(nn::Lowering& g, ValueId x) const {
   static const std::shared_ptr<const Layer> flatten = std::make_shared<const Flatten>(1);
   for (const char* stem : {"conv1", "bn1", "relu", "maxpool"}) x = g.call_child(*this, stem, x);
   g.tap(x);

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "pyflame_vision/error.h"
-#include "pyflame_vision/graph.h"
+#include "pyflame_vision/nn/lowering.h"
 
 namespace pyflame_vision {
 namespace nn {
@@ -28,7 +28,7 @@ std::shared_ptr<Conv2d> conv1x1(int64_t in, int64_t out, int64_t stride = 1) {
 }
 
 // Shared tail of both residual blocks: out + identity (or downsample(x)), then relu.
-ValueId residual_tail(GraphBuilder& g, const Module& block, ValueId out, ValueId x) {
+ValueId residual_tail(Lowering& g, const Module& block, ValueId out, ValueId x) {
   ValueId identity = x;
   if (block.child("downsample")) identity = g.call_child(block, "downsample", x);
   out = g.add(add_op(), {out, identity});
@@ -50,7 +50,7 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, Module:
   if (downsample) register_module("downsample", std::move(downsample));
 }
 
-ValueId BasicBlock::lower(GraphBuilder& g, ValueId x) const {
+ValueId BasicBlock::lower(Lowering& g, ValueId x) const {
   ValueId out = g.call_child(*this, "conv1", x);
   out = g.call_child(*this, "bn1", out);
   out = g.call_child(*this, "relu", out);
@@ -77,7 +77,7 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, Module:
   if (downsample) register_module("downsample", std::move(downsample));
 }
 
-ValueId Bottleneck::lower(GraphBuilder& g, ValueId x) const {
+ValueId Bottleneck::lower(Lowering& g, ValueId x) const {
   ValueId out = g.call_child(*this, "conv1", x);
   out = g.call_child(*this, "bn1", out);
   out = g.call_child(*this, "relu", out);
@@ -108,7 +108,7 @@ SqueezeExcitation::SqueezeExcitation(int64_t input_channels, int64_t squeeze_cha
   register_module("scale_activation", std::make_shared<Sigmoid>());
 }
 
-ValueId SqueezeExcitation::lower(GraphBuilder& g, ValueId x) const {
+ValueId SqueezeExcitation::lower(Lowering& g, ValueId x) const {
   ValueId s = g.call_child(*this, "avgpool", x);
   s = g.call_child(*this, "fc1", s);
   s = g.call_child(*this, "activation", s);
@@ -155,7 +155,7 @@ MBConv::MBConv(const MBConvConfig& cnf, double stochastic_depth_prob, double bn_
   register_module("stochastic_depth", std::make_shared<StochasticDepth>(stochastic_depth_prob, "row"));
 }
 
-ValueId MBConv::lower(GraphBuilder& g, ValueId x) const {
+ValueId MBConv::lower(Lowering& g, ValueId x) const {
   ValueId out = g.call_child(*this, "block", x);
   if (use_res_connect_) {
     out = g.call_child(*this, "stochastic_depth", out);

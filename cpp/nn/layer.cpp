@@ -1,4 +1,4 @@
-#include "pyflame_vision/graph.h"
+#include "pyflame_vision/nn/lowering.h"
 #include "pyflame_vision/nn/layers.h"
 
 namespace pyflame_vision {
@@ -8,7 +8,7 @@ std::string Size2::str() const { return "(" + std::to_string(h) + ", " + std::to
 
 int64_t Layer::macs(const std::vector<TensorSpec>&, const TensorSpec&) const { return 0; }
 
-ValueId Layer::lower(GraphBuilder& g, ValueId x) const {
+ValueId Layer::lower(Lowering& g, ValueId x) const {
   return g.add(std::static_pointer_cast<const Layer>(shared_from_this()), {x});
 }
 

@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "pyflame_vision/checked.h"
-#include "pyflame_vision/graph.h"
+#include "pyflame_vision/nn/lowering.h"
 
 namespace pyflame_vision {
 namespace nn {
@@ -125,7 +125,13 @@ std::string Module::repr() const {
   return s + ")";
 }
 
-ValueId Sequential::lower(GraphBuilder& g, ValueId x) const {
+ValueId Lowering::call_child(const Module& parent, const std::string& name, ValueId x) {
+  auto c = parent.child(name);
+  if (!c) throw std::logic_error(parent.type_name() + " has no child '" + name + "'");
+  return call(name, *c, x);
+}
+
+ValueId Sequential::lower(Lowering& g, ValueId x) const {
   for (const auto& c : children()) x = g.call(c.first, *c.second, x);
   return x;
 }

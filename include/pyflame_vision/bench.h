@@ -49,7 +49,8 @@ struct KernelTiming {
   double min_seconds = 0.0;     ///< fastest sample's time per run
   int samples = 0;              ///< samples taken (the `repeats` argument)
   int runs_per_sample = 0;      ///< back-to-back runs timed together in one sample
-  int64_t macs = 0;             ///< multiply-accumulates of one run
+  int64_t macs = 0;             ///< multiply-accumulates of one run (the direct convolution's)
+  int64_t macs_executed = 0;    ///< those the implementation executes (fewer for Winograd)
   std::string algorithm;        ///< the kernel's algorithm and microkernel
 };
 

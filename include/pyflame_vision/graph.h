@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "pyflame_vision/nn/layers.h"
+#include "pyflame_vision/nn/lowering.h"
 
 namespace pyflame_vision {
 
@@ -48,22 +49,18 @@ class Graph {
   std::vector<ValueId> taps_;
 };
 
-/// Collects nodes while a module tree lowers itself. Modules call `call` for
-/// each child (which extends the dotted path) and `add` for a layer.
-class GraphBuilder {
+/// Collects nodes while a module tree lowers itself (the nn::Lowering the
+/// modules emit into). Modules call `call` for each child (which extends the
+/// dotted path) and `add` for a layer.
+class GraphBuilder : public nn::Lowering {
  public:
   ValueId input() const { return 0; }
-  /// Lowers child module `module` registered as `name` under the current path.
-  ValueId call(const std::string& name, const nn::Module& module, ValueId x);
-  /// Lowers the child `name` of `parent`; throws std::logic_error if absent.
-  ValueId call_child(const nn::Module& parent, const std::string& name, ValueId x);
-  /// Adds a node for `layer` at the current path, extended by `name` if given
-  /// (graph-only ops such as the head's "flatten").
-  ValueId add(std::shared_ptr<const nn::Layer> layer, std::vector<ValueId> inputs, const std::string& name = "");
-  /// Marks `v` as an intermediate feature (in call order).
-  void tap(ValueId v) { taps_.push_back(v); }
-  /// The current dotted path ("" at the root).
-  std::string path() const;
+  ValueId call(const std::string& name, const nn::Module& module, ValueId x) override;
+  /// Adds a node; throws std::logic_error for a wrong input count or an undefined input.
+  ValueId add(std::shared_ptr<const nn::Layer> layer, std::vector<ValueId> inputs,
+              const std::string& name = "") override;
+  void tap(ValueId v) override { taps_.push_back(v); }
+  std::string path() const override;
   Graph finish(ValueId output) &&;
 
  private:

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "pyflame_vision/tensor_spec.h"
 
@@ -61,6 +62,22 @@ class Tensor {
  private:
   TensorSpec spec_;
   std::shared_ptr<void> buf_;
+};
+
+/// A borrowed float32 array: `data` points at element [0, 0, 0, 0]; `strides`
+/// (one per dimension of `shape`) are in elements, not bytes, and may be
+/// negative or zero. The caller keeps the memory alive and unchanged for the
+/// duration of the call that reads it; the library never writes through it.
+struct InputView {
+  const float* data = nullptr;
+  Shape shape;
+  std::vector<int64_t> strides;
+  /// A dense row-major view of `t`. Throws TypeError if `t` is not float32.
+  /// The view borrows `t`'s storage: `t` must outlive it.
+  static InputView of(const Tensor& t);
+  /// A dense row-major (C-contiguous) view of `shape` at `data`.
+  /// Throws ShapeError for a negative dimension.
+  static InputView contiguous(const float* data, Shape shape);
 };
 
 }  // namespace pyflame_vision

@@ -172,6 +172,8 @@ TEST(Engine, SmallResNetMatchesFloat64ReferenceAtEveryTier) {
 
   for (pfv::Isa isa : {pfv::Isa::scalar, pfv::Isa::avx2, pfv::Isa::avx512}) {
     if (isa > pfv::detected_isa()) {
+      ASSERT_GT(isa, pfv_test::required_isa()) << "PYFLAME_VISION_REQUIRE_ISA requires the " << pfv::isa_name(isa)
+                                               << " tier, which this CPU lacks";
       std::printf("[   NOTE   ] tier %s not run: this CPU lacks it\n", pfv::isa_name(isa));
       continue;
     }

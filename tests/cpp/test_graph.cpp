@@ -37,7 +37,7 @@ class ConvBlock : public nn::Module {
     register_module("relu", std::make_shared<nn::ReLU>(true));
   }
   std::string type_name() const override { return "ConvBlock"; }
-  ValueId lower(GraphBuilder& g, ValueId x) const override {
+  ValueId lower(nn::Lowering& g, ValueId x) const override {
     x = g.call_child(*this, "conv1", x);
     return g.call_child(*this, "relu", x);
   }
@@ -48,7 +48,7 @@ class PathProbe : public nn::Module {
  public:
   explicit PathProbe(std::vector<std::string>* log) : log_(log) {}
   std::string type_name() const override { return "PathProbe"; }
-  ValueId lower(GraphBuilder& g, ValueId x) const override {
+  ValueId lower(nn::Lowering& g, ValueId x) const override {
     log_->push_back(g.path());
     return x;
   }

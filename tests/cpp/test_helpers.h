@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <typeinfo>
@@ -28,6 +29,29 @@ class CpuStateGuard {
   int threads_;
   pyflame_vision::Isa isa_;
 };
+
+/// The tier PYFLAME_VISION_REQUIRE_ISA names ("scalar", "avx2", "avx512"), or
+/// scalar when unset. CI sets it to the tier the CPU reports, so that a test
+/// of a tier the machine has can never be skipped there.
+inline pyflame_vision::Isa required_isa() {
+  const char* v = std::getenv("PYFLAME_VISION_REQUIRE_ISA");
+  return (v == nullptr || *v == '\0') ? pyflame_vision::Isa::scalar : pyflame_vision::parse_isa(v);
+}
+
+/// Skips (visibly) when this CPU cannot run `isa`, or fails when
+/// PYFLAME_VISION_REQUIRE_ISA requires that tier. Use as the first statement.
+#define PFV_REQUIRE_TIER(isa)                                                                                \
+  do {                                                                                                       \
+    if ((isa) > ::pyflame_vision::detected_isa()) {                                                          \
+      if ((isa) <= ::pfv_test::required_isa())                                                               \
+        FAIL() << "PYFLAME_VISION_REQUIRE_ISA=" << ::pyflame_vision::isa_name(::pfv_test::required_isa())    \
+               << " but this CPU lacks the " << ::pyflame_vision::isa_name(isa) << " tier (detected "        \
+               << ::pyflame_vision::isa_name(::pyflame_vision::detected_isa()) << ")";                       \
+      GTEST_SKIP() << "CPU lacks the " << ::pyflame_vision::isa_name(isa) << " tier (detected "              \
+                   << ::pyflame_vision::isa_name(::pyflame_vision::detected_isa())                           \
+                   << "); not tested (PYFLAME_VISION_REQUIRE_ISA makes this a failure)";                     \
+    }                                                                                                        \
+  } while (0)
 
 /// Runs `f`, expecting it to throw an exception of type E (or a subclass).
 /// Returns the message; records a failure (and returns "") if nothing or

@@ -39,14 +39,6 @@ struct IsaName {
   std::string operator()(const ::testing::TestParamInfo<Isa>& info) const { return pfv::isa_name(info.param); }
 };
 
-/// Skips (visibly) when this CPU cannot run `isa`. Use as the first statement.
-#define PFV_REQUIRE_TIER(isa)                                                                          \
-  do {                                                                                                 \
-    if ((isa) > ::pyflame_vision::detected_isa())                                                      \
-      GTEST_SKIP() << "CPU lacks the " << ::pyflame_vision::isa_name(isa) << " tier (detected "       \
-                   << ::pyflame_vision::isa_name(::pyflame_vision::detected_isa()) << "); not tested"; \
-  } while (0)
-
 inline const char* epilogue_name(Epilogue e) {
   switch (e) {
     case Epilogue::none: return "none";
@@ -408,10 +400,9 @@ inline std::vector<int64_t> sample_indices(const ConvShape& s, size_t random_poi
   return idx;
 }
 
-/// Builds the kernel for `isa` and runs it into a fresh NaN-prefilled guarded
-/// buffer; checks the guards, and that inputs were not modified.
-inline Guarded run_conv(const ConvCase& c, Isa isa, size_t misalign = 0) {
-  kern::Conv2dKernel k(c.shape, c.weight.data(), c.bias_ptr(), c.epilogue, isa);
+/// Runs `k` on `c` into a fresh NaN-prefilled guarded buffer; checks the
+/// guards, and that inputs were not modified.
+inline Guarded run_kernel(const kern::Conv2dKernel& k, const ConvCase& c, size_t misalign = 0) {
   Guarded in(c.in, misalign), res(c.residual, misalign);
   Guarded out(static_cast<size_t>(out_elems(c.shape)), misalign);
   k.run(in.data(), out.data(), c.residual.empty() ? nullptr : res.data());
@@ -421,6 +412,12 @@ inline Guarded run_conv(const ConvCase& c, Isa isa, size_t misalign = 0) {
     EXPECT_TRUE(bitwise_equal(c.residual, res.data())) << "modified the residual: " << c.str();
   }
   return out;
+}
+
+/// Builds the kernel the implementation list selects for `isa` and runs it (run_kernel).
+inline Guarded run_conv(const ConvCase& c, Isa isa, size_t misalign = 0) {
+  kern::Conv2dKernel k(c.shape, c.weight.data(), c.bias_ptr(), c.epilogue, isa);
+  return run_kernel(k, c, misalign);
 }
 
 using pfv_test::CpuStateGuard;

@@ -21,11 +21,14 @@ if os.environ.get("CI"):
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MODEL_NAMES = [
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2",
-    "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
-]
+def _model_names() -> list:
+    from pyflame_vision import _core
+
+    return [row["name"] for row in _core.factories.model_table()]
+
+
+# The C++ model table (torchvision's order): tests iterate it rather than spelling the names out.
+MODEL_NAMES = _model_names()
 
 # torchvision's published figures (weights meta: num_params, _ops in GMACs at the
 # weights' crop size). Used when torchvision is absent; the parity tests also
@@ -105,6 +108,23 @@ def numpy_state_dict(tv_model) -> dict:
 ISA_TIERS = ["scalar", "avx2", "avx512"]
 
 
+def required_isa() -> str:
+    """The tier PYFLAME_VISION_REQUIRE_ISA names (CI sets it to the tier the CPU reports), or "scalar"."""
+    tier = os.environ.get("PYFLAME_VISION_REQUIRE_ISA", "").strip().lower() or "scalar"
+    if tier not in ISA_TIERS:
+        pytest.fail(f"PYFLAME_VISION_REQUIRE_ISA: expected one of {ISA_TIERS}, got {tier!r}")
+    return tier
+
+
+def skip_missing_tier(tier: str, detected: str) -> None:
+    """Skips a test of a tier this CPU lacks, or fails it when PYFLAME_VISION_REQUIRE_ISA requires the tier."""
+    if ISA_TIERS.index(tier) <= ISA_TIERS.index(required_isa()):
+        pytest.fail(f"PYFLAME_VISION_REQUIRE_ISA={required_isa()} but this CPU lacks {tier} "
+                    f"(detected_isa() == {detected!r})")
+    pytest.skip(f"this CPU lacks {tier} (detected_isa() == {detected!r}): {tier} kernels are not tested here "
+                f"(PYFLAME_VISION_REQUIRE_ISA={tier} makes this a failure)")
+
+
 @pytest.fixture(params=ISA_TIERS)
 def isa_tier(request):
     """Runs the test with set_max_isa(tier) for every tier; tiers this CPU lacks are skipped by name.
@@ -114,7 +134,7 @@ def isa_tier(request):
     tier = request.param
     detected = pyflame_vision.detected_isa()
     if ISA_TIERS.index(tier) > ISA_TIERS.index(detected):
-        pytest.skip(f"this CPU lacks {tier} (detected_isa() == {detected!r}): {tier} kernels are not tested here")
+        skip_missing_tier(tier, detected)
     previous = pyflame_vision.active_isa()
     pyflame_vision.set_max_isa(tier)
     try:

@@ -43,14 +43,30 @@ def test_peak_default_is_the_active_tier_and_bad_arguments_raise():
 def test_time_conv2d_reports_the_engine_kernel_and_its_macs():
     # N H W C_in C_out KH KW SH SW PH PW DH DW G
     r = bench.time_conv2d([1, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1], repeats=2, min_ms=0.1)
-    assert set(r) == {"median_seconds", "min_seconds", "samples", "runs_per_sample", "macs", "algorithm"}
+    assert set(r) == {"median_seconds", "min_seconds", "samples", "runs_per_sample", "macs", "macs_executed",
+                      "algorithm"}
     assert r["macs"] == 16 * 16 * 32 * 32 * 9
+    assert r["macs_executed"] == 8 * 8 * 16 * 32 * 32  # Winograd: 16 products per 2x2 tile
     assert 0 < r["min_seconds"] <= r["median_seconds"] and r["samples"] == 2 and r["runs_per_sample"] >= 1
     assert r["algorithm"].startswith("winograd")
     r = bench.time_conv2d([2, 9, 9, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1, 8], repeats=1, min_ms=0.0, epilogue="silu")
     assert r["macs"] == 2 * 5 * 5 * 8 * 9 and r["algorithm"].startswith("dwconv") and "silu" in r["algorithm"]
+    assert r["macs_executed"] == r["macs"]
     r = bench.time_gemm(3, 5, 7, repeats=1, min_ms=0.0)
-    assert r["macs"] == 3 * 5 * 7 and "linear" in r["algorithm"]
+    assert r["macs"] == 3 * 5 * 7 and r["macs_executed"] == r["macs"] and "linear" in r["algorithm"]
+
+
+def test_executed_macs_counts_winograds_fewer_multiplies():
+    import pyflame_vision.models as models
+
+    m = models.resnet18()
+    m.init_weights(0)
+    direct = m.summary([1, 3, 64, 64]).total_macs
+    executed = bench.executed_macs(m, [1, 3, 64, 64])
+    assert 0.4 * direct < executed < direct  # the 3x3 stride-1 layers with outputs >= 8x8 run as Winograd
+    e0 = models.efficientnet_b0()
+    e0.init_weights(0)
+    assert bench.executed_macs(e0, [1, 3, 64, 64]) == e0.summary([1, 3, 64, 64]).total_macs  # no Winograd
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,14 @@ def test_quick_mode_covers_every_cell(quick):
         assert 0 < ours["median_ms"] <= ours["p90_ms"] <= max(ours["samples_ms"])
         gflops = 2 * row["gmacs_per_image"] * row["batch"] / (ours["median_ms"] / 1e3)
         assert ours["gflops"] == pytest.approx(gflops, rel=1e-6)
-        assert ours["pct_peak"] == pytest.approx(100 * gflops / res["peak_gflops"][str(row["threads"])], rel=1e-6)
+        # % of peak counts the multiplies our kernels execute (bench.executed_macs): fewer than the direct
+        # count where Winograd runs (resnet50), so the rate it implies stays within the FMA peak.
+        executed = 2 * row["gmacs_executed_per_image"] * row["batch"] / (ours["median_ms"] / 1e3)
+        assert ours["gflops_executed"] == pytest.approx(executed, rel=1e-6)
+        assert ours["pct_peak"] == pytest.approx(100 * executed / res["peak_gflops"][str(row["threads"])], rel=1e-6)
+        assert row["gmacs_executed_per_image"] <= row["gmacs_per_image"]
+        if row["model"] == "resnet50":
+            assert row["gmacs_executed_per_image"] < 0.9 * row["gmacs_per_image"]
         assert ours["images_per_s"] == pytest.approx(row["batch"] / (ours["median_ms"] / 1e3), rel=1e-6)
         for k in PEERS:
             e = row["engines"][k]

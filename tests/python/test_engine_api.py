@@ -413,7 +413,11 @@ def test_verbose_prints_the_plan_at_compile_time():
     for line in plan_lines:
         assert line in verbose.stderr, line
     assert verbose.stderr.count(plan_lines[0]) == 1, "printed again on a cached call"
-    assert "(not depthwise, not a plain 1x1; implicit GEMM with an indirection buffer" in verbose.stderr
+    # Per layer: the chosen entry of the implementation list and why each earlier one was skipped.
+    assert "skipped dwconv: groups 1, 3 -> 64 channels: not depthwise" in verbose.stderr
+    assert "skipped gemm_1x1: kernel 7x7 is not 1x1" in verbose.stderr
+    assert "chose igemm_rows: few input channels" in verbose.stderr
+    assert "skipped winograd_2x2_3x3: output 4x4 is smaller than 8x8" in verbose.stderr
     quiet = run_python(code)
     assert plan_lines[0] not in quiet.stderr
 
@@ -534,3 +538,11 @@ def test_removing_the_head_after_running_recompiles():
     y = m(x)  # same shape, new graph: must not reuse the cached executable
     assert y.shape == (1, 512, 2, 2)
     assert np.array_equal(y, last)
+
+
+def test_the_required_tier_is_detected():
+    """PYFLAME_VISION_REQUIRE_ISA (CI: the tier the CPU reports) must be available; tests of it never skip."""
+    from conftest import ISA_TIERS, required_isa
+
+    detected = pyflame_vision.detected_isa()
+    assert ISA_TIERS.index(detected) >= ISA_TIERS.index(required_isa()), (detected, required_isa())

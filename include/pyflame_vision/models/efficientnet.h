@@ -50,7 +50,7 @@ class EfficientNet : public Model {
   std::string type_name() const override { return "EfficientNet"; }
 
  protected:
-  ValueId lower_model(GraphBuilder& g, ValueId x) const override;
+  ValueId lower_model(nn::Lowering& g, ValueId x) const override;
   bool efficientnet_linear_init() const override { return true; }
 
  private:

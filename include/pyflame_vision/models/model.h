@@ -49,6 +49,9 @@
 
 namespace pyflame_vision {
 class Executable;
+namespace kernels {
+class PackCache;
+}  // namespace kernels
 namespace models {
 
 /// One row of Model::summary: a graph node.
@@ -60,21 +63,8 @@ struct SummaryRow {
   int64_t macs = 0;    ///< multiply-accumulates (convolution and linear layers)
 };
 
-/// A borrowed float32 array: `data` points at element [0, 0, 0, 0]; `strides`
-/// (one per dimension of `shape`) are in elements, not bytes, and may be
-/// negative or zero. The caller keeps the memory alive and unchanged for the
-/// duration of the call that reads it; the library never writes through it.
-struct InputView {
-  const float* data = nullptr;
-  Shape shape;
-  std::vector<int64_t> strides;
-  /// A dense row-major view of `t`. Throws TypeError if `t` is not float32.
-  /// The view borrows `t`'s storage: `t` must outlive it.
-  static InputView of(const Tensor& t);
-  /// A dense row-major (C-contiguous) view of `shape` at `data`.
-  /// Throws ShapeError for a negative dimension.
-  static InputView contiguous(const float* data, Shape shape);
-};
+/// Kept under its former name (it lives in tensor.h, beside the tensor types).
+using InputView = pyflame_vision::InputView;
 
 /// What load_state_dict(strict=false) skipped (torch's _IncompatibleKeys).
 struct LoadResult {
@@ -180,17 +170,22 @@ class Model : public nn::Module {
   /// How the model runs for `input`: one line per step (fused layers,
   /// algorithm, microkernel). Compiles (and caches) if needed.
   std::string execution_plan(const TensorSpec& input, bool features = false) const;
+  /// Multiply-adds the compiled kernels execute for `input`: the direct
+  /// convolution's count (summary()'s MACs), less where an algorithm
+  /// multiplies less (Winograd F(2x2,3x3): 16 products per 2x2 tile instead
+  /// of 36). For honest "% of peak" figures. Compiles (and caches) if needed.
+  int64_t executed_macs(const TensorSpec& input, bool features = false) const;
 
   /// The lowered graph (immutable snapshot; rebuilt by mutating calls).
   std::shared_ptr<const Graph> graph() const;
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(nn::Lowering& g, ValueId x) const override;
 
  protected:
   /// Lowers the model into a fresh graph and publishes it. Derived constructors
   /// call this last, and again after every structural change.
   void rebuild_graph();
   /// Emits the model's forward() into `g`, tapping the features; returns the output.
-  virtual ValueId lower_model(GraphBuilder& g, ValueId x) const = 0;
+  virtual ValueId lower_model(nn::Lowering& g, ValueId x) const = 0;
   /// Whether a Linear layer uses EfficientNet's init (uniform +-1/sqrt(out),
   /// zero bias) rather than torch's default (uniform +-1/sqrt(in)).
   virtual bool efficientnet_linear_init() const { return false; }
@@ -223,6 +218,10 @@ class Model : public nn::Module {
   };
   mutable std::map<std::string, CacheEntry> cache_;
   mutable uint64_t clock_ = 0;
+  // Packed weights shared by the executables of every input shape compiled
+  // from the same graph and weights (each layer once per implementation).
+  mutable std::shared_ptr<kernels::PackCache> packs_;
+  mutable std::shared_ptr<const void> packs_graph_, packs_weights_;  // held: addresses never reused
 };
 
 }  // namespace models

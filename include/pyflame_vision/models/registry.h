@@ -40,6 +40,32 @@ std::shared_ptr<EfficientNet> efficientnet_b2(int64_t num_classes = 1000);
 std::shared_ptr<EfficientNet> efficientnet_b3(int64_t num_classes = 1000);
 std::shared_ptr<EfficientNet> efficientnet_b4(int64_t num_classes = 1000);
 
+/// One row of the model table: everything that defines a named model. The
+/// factories below, list_models/create_model, the Python bindings and
+/// factories, and the tests all iterate this table, so adding a model is
+/// adding a row (the weights metadata will join it).
+struct ModelSpec {
+  const char* name = "";            ///< torchvision's name, e.g. "resnet50"
+  const char* family = "";          ///< "resnet" or "efficientnet"
+  int64_t default_resolution = 224;  ///< native square input size (224 ... 380)
+  // ResNet family (torchvision.models.resnet._resnet arguments)
+  ResNetBlockType block = ResNetBlockType::BASIC;
+  std::vector<int64_t> layers;
+  int64_t groups = 1;
+  int64_t width_per_group = 64;
+  // EfficientNet family (torchvision.models.efficientnet._efficientnet_conf / _efficientnet)
+  double width_mult = 1.0;
+  double depth_mult = 1.0;
+  double dropout = 0.2;
+  /// Builds the model, named, with `num_classes` (0: without its head).
+  /// Throws InvalidArgument for num_classes < 0.
+  std::shared_ptr<Model> create(int64_t num_classes = 1000) const;
+};
+/// The 14 models, in torchvision's order (ResNet-18 ... EfficientNet-B4).
+const std::vector<ModelSpec>& model_table();
+/// The table row called `name`; throws InvalidArgument (listing the valid names) otherwise.
+const ModelSpec& model_spec(const std::string& name);
+
 /// The 14 model names, sorted.
 std::vector<std::string> list_models();
 /// Builds a model by name. Throws InvalidArgument for an unknown name (the

@@ -46,7 +46,7 @@ class ResNet : public Model {
   std::string type_name() const override { return "ResNet"; }
 
  protected:
-  ValueId lower_model(GraphBuilder& g, ValueId x) const override;
+  ValueId lower_model(nn::Lowering& g, ValueId x) const override;
   /// With zero_init_residual: each block's last BatchNorm weight (bn3 / bn2).
   std::vector<std::string> zero_init_names() const override;
 

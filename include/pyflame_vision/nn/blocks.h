@@ -26,7 +26,7 @@ class BasicBlock : public Module {
   BasicBlock(int64_t inplanes, int64_t planes, int64_t stride = 1, Module::Ptr downsample = nullptr,
              int64_t groups = 1, int64_t base_width = 64, int64_t dilation = 1);
   std::string type_name() const override { return "BasicBlock"; }
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(Lowering& g, ValueId x) const override;
 };
 
 /// torchvision.models.resnet.Bottleneck (expansion 4): conv1x1-bn-relu,
@@ -38,7 +38,7 @@ class Bottleneck : public Module {
   Bottleneck(int64_t inplanes, int64_t planes, int64_t stride = 1, Module::Ptr downsample = nullptr,
              int64_t groups = 1, int64_t base_width = 64, int64_t dilation = 1);
   std::string type_name() const override { return "Bottleneck"; }
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(Lowering& g, ValueId x) const override;
 };
 
 /// torchvision.ops.SqueezeExcitation: x * sigmoid(fc2(act(fc1(avgpool(x))))),
@@ -47,7 +47,7 @@ class SqueezeExcitation : public Module {
  public:
   SqueezeExcitation(int64_t input_channels, int64_t squeeze_channels, Activation activation = Activation::ReLU);
   std::string type_name() const override { return "SqueezeExcitation"; }
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(Lowering& g, ValueId x) const override;
 };
 
 /// Conv2d + BatchNorm2d (+ activation) as torchvision.ops.Conv2dNormActivation:
@@ -74,7 +74,7 @@ class MBConv : public Module {
   MBConv(const MBConvConfig& cnf, double stochastic_depth_prob, double bn_eps = 1e-5);
   bool use_res_connect() const { return use_res_connect_; }
   std::string type_name() const override { return "MBConv"; }
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(Lowering& g, ValueId x) const override;
 
  private:
   bool use_res_connect_;

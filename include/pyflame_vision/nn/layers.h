@@ -45,7 +45,7 @@ class Layer : public Module {
   /// Multiply-accumulates for one call with these shapes (convolution and
   /// linear layers; 0 for everything else, as torchvision's published GFLOPS count).
   virtual int64_t macs(const std::vector<TensorSpec>& inputs, const TensorSpec& output) const;
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(Lowering& g, ValueId x) const override;
 };
 
 // ---------------------------------------------------------------- Conv2d

@@ -11,7 +11,7 @@
 //
 // Leaf modules derive from Layer (nn/layers.h) and carry a pure shape function.
 // Composite modules (Sequential, blocks, models) implement lower(), which emits
-// their computation into a GraphBuilder.
+// their computation into a Lowering (nn/lowering.h; the graph's GraphBuilder).
 //
 // Thread safety: const member functions may be called from many threads at once.
 // Mutating functions (register_*, removing children) must not run concurrently
@@ -28,11 +28,12 @@
 
 namespace pyflame_vision {
 
-class GraphBuilder;
 /// Index of a value in a Graph (0 is the graph input).
 using ValueId = int;
 
 namespace nn {
+
+class Lowering;
 
 /// A named tensor description: a parameter or buffer of a module.
 struct Parameter {
@@ -56,7 +57,7 @@ class Module : public std::enable_shared_from_this<Module> {
   virtual std::string extra_repr() const { return {}; }
 
   /// Emits this module's computation applied to value `x`; returns the output value.
-  virtual ValueId lower(GraphBuilder& g, ValueId x) const = 0;
+  virtual ValueId lower(Lowering& g, ValueId x) const = 0;
 
   const std::vector<Child>& children() const { return children_; }
   /// The child called `name`, or nullptr.
@@ -111,7 +112,7 @@ class Sequential : public Module {
   }
   size_t size() const { return children().size(); }
   std::string type_name() const override { return type_name_; }
-  ValueId lower(GraphBuilder& g, ValueId x) const override;
+  ValueId lower(Lowering& g, ValueId x) const override;
 
  private:
   std::string type_name_;

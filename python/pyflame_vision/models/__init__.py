@@ -25,7 +25,7 @@ from pyflame_vision.models._weights import Weights, WeightsEnum, get_model_weigh
 
 globals().update(_weights.ENUMS)  # ResNet50_Weights, ..., EfficientNet_B4_Weights
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - the factories' and enums' names come from the tables
     *sorted(_weights.ENUMS),
     "EfficientNet",
     "Model",
@@ -33,24 +33,11 @@ __all__ = [
     "ResNetBlockType",
     "Weights",
     "WeightsEnum",
-    "efficientnet_b0",
-    "efficientnet_b1",
-    "efficientnet_b2",
-    "efficientnet_b3",
-    "efficientnet_b4",
     "get_model",
     "get_model_weights",
     "get_weight",
     "list_models",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "wide_resnet50_2",
-    "wide_resnet101_2",
+    *(row["name"] for row in _core.factories.model_table()),
 ]
 
 _RESNET_KWARGS = {"zero_init_residual", "replace_stride_with_dilation"}
@@ -139,20 +126,11 @@ def _make_factory(name: str) -> Callable[..., Model]:
     return factory
 
 
-resnet18 = _make_factory("resnet18")
-resnet34 = _make_factory("resnet34")
-resnet50 = _make_factory("resnet50")
-resnet101 = _make_factory("resnet101")
-resnet152 = _make_factory("resnet152")
-resnext50_32x4d = _make_factory("resnext50_32x4d")
-resnext101_32x8d = _make_factory("resnext101_32x8d")
-wide_resnet50_2 = _make_factory("wide_resnet50_2")
-wide_resnet101_2 = _make_factory("wide_resnet101_2")
-efficientnet_b0 = _make_factory("efficientnet_b0")
-efficientnet_b1 = _make_factory("efficientnet_b1")
-efficientnet_b2 = _make_factory("efficientnet_b2")
-efficientnet_b3 = _make_factory("efficientnet_b3")
-efficientnet_b4 = _make_factory("efficientnet_b4")
+# One factory per row of the C++ model table (cpp/models/registry.cpp), under its name:
+# pyflame_vision.models.resnet50, ... (listed in __all__ below).
+for _row in _core.factories.model_table():
+    globals()[_row["name"]] = _make_factory(_row["name"])
+del _row
 
 _FACTORIES: dict[str, Callable[..., Model]] = {name: globals()[name] for name in _core.factories.list_models()}
 

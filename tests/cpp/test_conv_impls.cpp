@@ -1,0 +1,165 @@
+// The ordered convolution implementation list (cpp/kernels/conv_impls.h):
+// every entry, forced with Conv2dKernel::with_impl, against the float64
+// reference on every shape it accepts, at every tier this CPU has; the
+// selection trace; and selection per input size (no compile history).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "pyflame_vision/error.h"
+#include "test_helpers.h"
+#include "test_kernels_util.h"
+
+using namespace pfv_ktest;  // NOLINT
+using pfv_test::Contains;
+
+namespace {
+
+// Shapes that reach every entry: depthwise, 1x1, Winograd-sized 3x3, grouped
+// with 4 / 8 / 16 / 32 channels per group (and group counts that do not fill
+// a multi-group tile), the 3-channel stem, strided, dilated, padded.
+std::vector<ConvShape> shapes() {
+  return {
+      conv_shape(1, 9, 10, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24),      // depthwise
+      conv_shape(2, 5, 7, 19, 37, 1, 1),                             // 1x1
+      conv_shape(1, 10, 9, 16, 20, 3, 3, 1, 1, 1, 1),                // Winograd (8x... outputs)
+      conv_shape(1, 9, 8, 24, 17, 3, 3, 1, 1, 1, 1),                 // 3x3, 9x8 output
+      conv_shape(2, 6, 7, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 16),       // 4 channels per group
+      conv_shape(1, 7, 6, 128, 128, 3, 3, 2, 2, 1, 1, 1, 1, 16),     // 8 per group, strided
+      conv_shape(1, 5, 6, 96, 96, 3, 3, 1, 1, 1, 1, 1, 1, 6),        // 16 per group
+      conv_shape(1, 5, 5, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2),        // 32 per group
+      conv_shape(1, 6, 6, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 6),        // 4 per group, 6 groups
+      conv_shape(1, 15, 13, 3, 16, 7, 7, 2, 2, 3, 3),                // stem: few input channels
+      conv_shape(1, 9, 9, 8, 12, 3, 3, 1, 1, 2, 2, 2, 2),            // dilated
+      conv_shape(1, 8, 7, 12, 9, 1, 1, 2, 2),                        // strided 1x1
+  };
+}
+
+class ConvImpls : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override { PFV_REQUIRE_TIER(GetParam()); }
+};
+
+TEST_P(ConvImpls, EveryEntryMatchesTheReferenceOnEveryShapeItAccepts) {
+  const Isa isa = GetParam();
+  std::map<std::string, int> ran;
+  uint64_t seed = 100;
+  for (const ConvShape& s : shapes()) {
+    for (const std::string& name : kern::conv_impl_names()) {
+      for (Epilogue e : {Epilogue::none, Epilogue::relu, Epilogue::silu}) {
+        const ConvCase c = make_case(s, e, true, e == Epilogue::relu, Data::integer, seed++);
+        std::string why_not;
+        try {
+          const kern::Conv2dKernel k =
+              kern::Conv2dKernel::with_impl(name, s, c.weight.data(), c.bias_ptr(), e, isa);
+          EXPECT_STREQ(k.impl_name(), name.c_str());
+          Guarded out = run_kernel(k, c);
+          auto r = check_conv(c, out.data());
+          ASSERT_TRUE(r) << name << " [" << pfv::isa_name(isa) << "]";
+          ++ran[name];
+        } catch (const pfv::InvalidArgument& ex) {
+          EXPECT_TRUE(Contains(ex.what(), "does not apply")) << ex.what();
+        }
+      }
+    }
+  }
+  for (const std::string& name : kern::conv_impl_names()) {
+    if (isa == Isa::scalar && name == "igemm_grouped") {
+      EXPECT_EQ(ran[name], 0) << "the scalar tier has no multi-group tiles";
+      continue;
+    }
+    EXPECT_GT(ran[name], 0) << name << " never applied on " << pfv::isa_name(isa) << ": the shapes must reach it";
+  }
+}
+
+TEST_P(ConvImpls, SelectionTraceNamesEveryEntryTriedAndWhy) {
+  const Isa isa = GetParam();
+  const ConvShape s = conv_shape(1, 4, 4, 32, 32, 3, 3, 1, 1, 1, 1);  // 3x3, output 4x4: no Winograd
+  std::vector<float> w(static_cast<size_t>(w_elems(s)), 1.0f);
+  const kern::Conv2dKernel k(s, w.data(), nullptr, Epilogue::none, isa);
+  EXPECT_STREQ(k.impl_name(), "igemm");
+  const std::string why = k.why();
+  EXPECT_TRUE(Contains(why, "skipped dwconv: ")) << why;
+  EXPECT_TRUE(Contains(why, "skipped gemm_1x1: kernel 3x3 is not 1x1")) << why;
+  EXPECT_TRUE(Contains(why, "skipped winograd_2x2_3x3: output 4x4 is smaller than 8x8")) << why;
+  EXPECT_TRUE(Contains(why, "skipped igemm_grouped: not grouped")) << why;
+  EXPECT_TRUE(Contains(why, "chose igemm: ")) << why;
+  EXPECT_FALSE(Contains(why, "ref")) << "entries after the chosen one are not tried: " << why;
+}
+
+// The same layer at two input sizes straddling Winograd's threshold: each
+// size selects for itself, and a kernel built after the other size equals a
+// kernel built fresh (no compile history).
+TEST_P(ConvImpls, SelectionRunsForEveryInputSize) {
+  const Isa isa = GetParam();
+  const ConvShape small = conv_shape(1, 4, 4, 32, 32, 3, 3, 1, 1, 1, 1);
+  const ConvShape big = conv_shape(1, 14, 14, 32, 32, 3, 3, 1, 1, 1, 1);
+  const ConvCase c = make_case(big, Epilogue::relu, true, false, Data::random, 7);
+  kern::PackCache cache;
+  auto source = [&] { return kern::ConvWeights{c.weight, c.bias}; };
+  const kern::Conv2dKernel first(small, Epilogue::relu, isa, cache, "layer", source);
+  const kern::Conv2dKernel second(big, Epilogue::relu, isa, cache, "layer", source);
+  const kern::Conv2dKernel fresh(big, c.weight.data(), c.bias.data(), Epilogue::relu, isa);
+  EXPECT_STREQ(first.impl_name(), "igemm");
+  EXPECT_STREQ(second.impl_name(), fresh.impl_name());
+  EXPECT_STREQ(second.impl_name(), "winograd_2x2_3x3");
+  EXPECT_EQ(cache.size(), 2u) << "one packing per implementation";
+  Guarded a = run_kernel(second, c), b = run_kernel(fresh, c);
+  EXPECT_TRUE(bitwise_equal(std::vector<float>(a.data(), a.data() + out_elems(big)), b.data()));
+  // The same implementation again shares the packed weights.
+  int packed = 0;
+  auto counting = [&] {
+    ++packed;
+    return kern::ConvWeights{c.weight, c.bias};
+  };
+  const kern::Conv2dKernel third(conv_shape(2, 20, 16, 32, 32, 3, 3, 1, 1, 1, 1), Epilogue::relu, isa, cache,
+                                 "layer", counting);
+  EXPECT_STREQ(third.impl_name(), "winograd_2x2_3x3");
+  EXPECT_EQ(packed, 0);
+  EXPECT_EQ(cache.size(), 2u);
+  // A donor of another implementation cannot lend its weights.
+  EXPECT_THROW(kern::Conv2dKernel(big, first), pfv::InvalidArgument);
+}
+
+// Batch 1 runs the classifier (and a 1x1 convolution on [1, C, 1, 1]) as a
+// GEMV: bit-identical to the GEMM's row at any batch.
+TEST_P(ConvImpls, OneRowGemvEqualsTheGemmRow) {
+  const Isa isa = GetParam();
+  Rng rng(5);
+  const int64_t in = 130, out = 1000;
+  std::vector<float> w(static_cast<size_t>(in * out)), b(static_cast<size_t>(out)), x(static_cast<size_t>(3 * in));
+  for (auto& v : w) v = rng.sym();
+  for (auto& v : b) v = rng.sym();
+  for (auto& v : x) v = rng.sym();
+  const kern::LinearKernel k(in, out, w.data(), b.data(), Epilogue::silu, isa);
+  std::vector<float> one(static_cast<size_t>(out)), three(static_cast<size_t>(3 * out));
+  k.run(x.data(), 1, one.data());
+  k.run(x.data(), 3, three.data());
+  EXPECT_TRUE(bitwise_equal(one, three.data())) << k.description();
+  const ConvShape s1 = conv_shape(1, 1, 1, in, 96, 1, 1), s3 = conv_shape(3, 1, 1, in, 96, 1, 1);
+  const kern::Conv2dKernel c1(s1, w.data(), b.data(), Epilogue::sigmoid, isa);
+  const kern::Conv2dKernel c3(s3, w.data(), b.data(), Epilogue::sigmoid, isa);
+  std::vector<float> o1(96), o3(3 * 96);
+  c1.run(x.data(), o1.data(), nullptr);
+  c3.run(x.data(), o3.data(), nullptr);
+  EXPECT_TRUE(bitwise_equal(o1, o3.data())) << c1.description();
+}
+
+TEST(ConvImplList, ReferenceIsLastAndAlwaysApplies) {
+  const auto names = kern::conv_impl_names();
+  ASSERT_FALSE(names.empty());
+  EXPECT_EQ(names.back(), "ref");
+  const ConvShape s = conv_shape(1, 3, 3, 2, 2, 3, 3);
+  std::vector<float> w(static_cast<size_t>(w_elems(s)), 1.0f);
+  EXPECT_NO_THROW(kern::Conv2dKernel::with_impl("ref", s, w.data(), nullptr, Epilogue::none, Isa::scalar));
+  const std::string m = pfv_test::message_of<pfv::InvalidArgument>(
+      [&] { kern::Conv2dKernel::with_impl("nope", s, w.data(), nullptr, Epilogue::none, Isa::scalar); });
+  EXPECT_TRUE(Contains(m, "no implementation called 'nope'")) << m;
+  EXPECT_TRUE(Contains(m, "winograd_2x2_3x3")) << m;
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiers, ConvImpls, ::testing::ValuesIn(all_tiers()), IsaName());
+
+}  // namespace
