@@ -7,6 +7,7 @@
 #include <new>
 
 #include "kernels/eltwise.h"
+#include "pyflame_vision/cancel.h"
 #include "pyflame_vision/error.h"
 
 namespace pyflame_vision {
@@ -98,6 +99,8 @@ std::vector<Tensor> Executable::run(const InputView& input) const {
   const float* ins[4];
   double total = 0.0;
   for (const auto& s : steps_) {
+    // A caller's cancel flag (cancel.h) is also checked between the tiles of each step, in parallel_for.
+    throw_if_cancelled("forward");
     for (size_t i = 0; i < s->inputs.size(); ++i) ins[i] = arena + values_[static_cast<size_t>(s->inputs[i])].offset;
     float* out = arena + values_[static_cast<size_t>(s->output)].offset;
     if (!profile) {
