@@ -1,4 +1,7 @@
 // NumPy <-> Tensor conversion, threads and instruction-set tiers.
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdint>
 #include <cstring>
 
@@ -20,7 +23,63 @@ bool has_dtype(const py::array& a) {
   if (r < 0) throw py::error_already_set();
   return r == 1;
 }
+// SigintWatch: our SIGINT handler sets g_sigint and then calls the handler it
+// replaced (Python's own C handler, which only records the signal for the
+// main thread's interpreter loop), so Python sees every signal exactly as
+// before. Only the main thread installs it, and Python only changes signal
+// handlers on the main thread, so nothing else races the install and restore.
+std::atomic<bool> g_sigint{false};
+struct sigaction g_previous;
+int g_watch_depth = 0;  // main thread only
+
+extern "C" void chained_sigint(int sig, siginfo_t* info, void* context) {
+  g_sigint.store(true, std::memory_order_release);
+  if ((g_previous.sa_flags & SA_SIGINFO) != 0) {
+    if (g_previous.sa_sigaction != nullptr) g_previous.sa_sigaction(sig, info, context);
+  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+    g_previous.sa_handler(sig);
+  }
+}
+
+bool on_main_thread() {  // with the GIL held
+  static const unsigned long main_ident =
+      py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  return PyThread_get_thread_ident() == main_ident;
+}
 }  // namespace
+
+SigintWatch::SigintWatch() {
+  if (!on_main_thread()) return;
+  if (g_watch_depth > 0) {  // a nested call: the outer watch is in place
+    ++g_watch_depth;
+    active_ = true;
+    return;
+  }
+  struct sigaction current;
+  if (sigaction(SIGINT, nullptr, &current) != 0) return;
+  const bool is_function = (current.sa_flags & SA_SIGINFO) != 0
+                               ? current.sa_sigaction != nullptr
+                               : current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN;
+  if (!is_function) return;  // ignored, or the default action (the process ends): nothing to cancel for
+  g_previous = current;
+  g_sigint.store(false, std::memory_order_relaxed);
+  struct sigaction ours = current;
+  ours.sa_flags = (current.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+  ours.sa_sigaction = &chained_sigint;
+  if (sigaction(SIGINT, &ours, nullptr) != 0) return;
+  g_watch_depth = 1;
+  active_ = true;
+}
+
+SigintWatch::~SigintWatch() {
+  if (!active_) return;
+  if (--g_watch_depth == 0) sigaction(SIGINT, &g_previous, nullptr);
+}
+
+const std::atomic<bool>& SigintWatch::flag() const {
+  static const std::atomic<bool> never{false};
+  return active_ ? g_sigint : never;
+}
 
 bool is_array_input(py::handle obj) {
   if (py::isinstance<TensorSpec>(obj) || py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj))
@@ -129,8 +188,9 @@ void init_engine(py::module_& m) {
                           std::string(py::str(py::type::handle_of(n).attr("__name__"))));
         const long long v = PyLong_AsLongLong(n.ptr());
         if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
-        if (v < 1 || v > 4096)
-          throw InvalidArgument("set_num_threads expects 1 <= n <= 4096, got " + std::to_string(v));
+        if (v < 1 || v > kMaxThreads)
+          throw InvalidArgument("set_num_threads expects 1 <= n <= " + std::to_string(kMaxThreads) + ", got " +
+                                std::to_string(v));
         py::gil_scoped_release release;
         set_num_threads(static_cast<int>(v));
       },

@@ -81,11 +81,7 @@ void init_models(py::module_& m) {
             if (is_array_input(input)) {
               py::object keep;
               const models::InputView view = input_view(input, keep);
-              Tensor out;
-              {
-                py::gil_scoped_release release;
-                out = self.forward(view);
-              }
+              const Tensor out = run_interruptible([&] { return self.forward(view); });
               return to_numpy(out);
             }
             const TensorSpec spec = spec_from_python(input, "input");
@@ -109,11 +105,7 @@ void init_models(py::module_& m) {
             if (is_array_input(input)) {
               py::object keep;
               const models::InputView view = input_view(input, keep);
-              std::vector<Tensor> feats;
-              {
-                py::gil_scoped_release release;
-                feats = self.forward_features(view);
-              }
+              const std::vector<Tensor> feats = run_interruptible([&] { return self.forward_features(view); });
               if (single) return to_numpy(feats.at(0));
               py::list l;
               for (const auto& t : feats) l.append(to_numpy(t));

@@ -17,12 +17,15 @@ import gc
 import io
 import json
 import multiprocessing
+import os
 import re
+import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
+import warnings
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -1500,3 +1503,250 @@ def test_multiprocessing_pool_maps_the_model_over_arrays(tmp_path, method):
     with ctx.Pool(2, initializer=_mp_init, initargs=(str(path),)) as pool:
         got = pool.map_async(_mp_forward, xs).get(timeout=240)
     assert [g.tobytes() for g in got] == want
+
+
+def _pool_workers() -> int:
+    """The pool's worker threads in this process (named "pyflame_vision"; NumPy's BLAS may have threads too)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/comm") as f:
+            names.append(f.read().strip())
+    return names.count("pyflame_vision")
+
+
+def _mp_init_threads(path, threads):
+    _mp_init(path)
+    pyflame_vision.set_num_threads(threads)
+
+
+def _mp_forward_counting_threads(x):
+    return _MP_MODEL(x), pyflame_vision.get_num_threads(), _pool_workers() + 1
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_multiprocessing_children_run_on_their_own_pool(tmp_path, method, threads):
+    """A child process (fork after the parent's pool ran, spawn, forkserver) that sets its own thread count runs its
+    forwards on a pool of that size: no hang (the fork case hung in pthread_cond_broadcast), not one thread."""
+    pyflame_vision.set_num_threads(2)
+    m = models.resnet18()
+    m.init_weights(seed=8)
+    path = tmp_path / "w.safetensors"
+    save_weights(m, path)
+    xs = [make_input((2, 3, 40, 40), i) for i in range(4)]
+    want = [m(x).tobytes() for x in xs]
+    ctx = multiprocessing.get_context(method)
+    with ctx.Pool(2, initializer=_mp_init_threads, initargs=(str(path), threads)) as pool:
+        got = pool.map_async(_mp_forward_counting_threads, xs).get(timeout=240)
+    assert [g[0].tobytes() for g in got] == want
+    assert {(g[1], g[2]) for g in got} == {(threads, threads)}  # the pool's workers and the child's main thread
+
+
+def _fork_and_wait(child, timeout=120.0) -> int:
+    """Runs child() in a forked process (its return value is the exit code); returns that code. A child that has
+    not finished within `timeout` is killed and fails the test."""
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a multi-threaded process (our pool) may deadlock: what this test checks.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 99
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.WIFEXITED(status), f"the child died of signal {os.WTERMSIG(status)}"
+            return os.WEXITSTATUS(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child hung (killed after {timeout:.0f} s)")
+
+
+@pytest.mark.parametrize("child_threads", [None, 1, 3, 4])
+def test_os_fork_after_the_pool_ran(child_threads):
+    """os.fork() after forwards on 2 threads; in the child, optionally set_num_threads(n), then forward: the result is
+    the parent's bit for bit, on exactly get_num_threads() threads (the pool is rebuilt in the child), no hang."""
+    pyflame_vision.set_num_threads(2)
+    m = models.resnet18()
+    m.init_weights(seed=3)
+    x = make_input((2, 3, 48, 48), 1)
+    want = m(x).tobytes()
+
+    def child():
+        if child_threads is not None:
+            pyflame_vision.set_num_threads(child_threads)
+        threads = pyflame_vision.get_num_threads()
+        ok = m(x).tobytes() == want and m(x).tobytes() == want
+        return (0 if ok else 1) | (0 if _pool_workers() == threads - 1 else 2)
+
+    assert _fork_and_wait(child) == 0, "1: wrong output, 2: the child did not run on its configured thread count"
+    assert m(x).tobytes() == want  # the parent's pool is untouched
+
+
+_POOL_WORKERS = """
+def pool_workers():
+    names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    return names.count("pyflame_vision")
+"""
+
+_ENV_THREADS_SCRIPT = """
+import os, sys, numpy as np, pyflame_vision, pyflame_vision.models as models
+""" + _POOL_WORKERS + """
+m = models.resnet18(); m.init_weights(seed=1)
+x = np.zeros((1, 3, 32, 32), np.float32)
+try:
+    m(x)
+except pyflame_vision.InvalidArgumentError as e:
+    assert isinstance(e, ValueError), type(e).__mro__
+    print("ERROR", e, "| pool workers:", pool_workers())
+    sys.exit(0)
+print("RAN on", pyflame_vision.get_num_threads(), "| pool workers:", pool_workers())
+"""
+
+
+@pytest.mark.parametrize("value", ["100000", "4097", "0", "-2", "2.5", "abc", "1e3", "99999999999"])
+def test_nonsense_num_threads_variable_is_a_clear_error(value):
+    """PYFLAME_VISION_NUM_THREADS outside 1..4096 (the setter's cap) or not an integer: every forward raises
+    InvalidArgumentError naming the variable, the range and the value; no thread is started."""
+    env = {**os.environ, "PYFLAME_VISION_NUM_THREADS": value}
+    r = subprocess.run([sys.executable, "-c", _ENV_THREADS_SCRIPT], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ERROR"), r.stdout
+    assert f'PYFLAME_VISION_NUM_THREADS: expected an integer from 1 to 4096, got "{value}"' in r.stdout
+    assert r.stdout.rstrip().endswith("pool workers: 0"), r.stdout
+
+
+def test_valid_num_threads_variable_is_used():
+    env = {**os.environ, "PYFLAME_VISION_NUM_THREADS": " 3 "}
+    r = subprocess.run([sys.executable, "-c", _ENV_THREADS_SCRIPT], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "RAN on 3 | pool workers: 2", r.stdout
+
+
+_THREAD_LIMIT_SCRIPT = """
+import os, resource, numpy as np, pyflame_vision, pyflame_vision.models as models
+""" + _POOL_WORKERS + """
+alive = pool_workers
+pyflame_vision.set_num_threads(2)
+m = models.resnet18(); m.init_weights(seed=1)
+x = np.random.default_rng(0).standard_normal((2, 3, 40, 40)).astype(np.float32)
+want = m(x).tobytes()
+pyflame_vision.set_num_threads(1)
+m(x)
+assert alive() == 0, alive()
+# Address space for about 12 more thread stacks (8 MiB each): thread 13 or so cannot start.
+size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (size + (100 << 20), resource.RLIM_INFINITY))
+pyflame_vision.set_num_threads(4096)
+for attempt in range(2):
+    try:
+        m(x)
+        raise SystemExit("4096 threads started under the limit")
+    except pyflame_vision.PyflameVisionError as e:
+        assert type(e) is pyflame_vision.PyflameVisionError, type(e).__mro__  # the library's base error type
+        assert "could not start worker thread" in str(e) and "of 4095" in str(e), e
+        assert alive() == 0, f"{alive()} pool threads left alive"
+        msg = str(e)
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+pyflame_vision.set_num_threads(3)
+assert m(x).tobytes() == want
+assert alive() == 2, alive()
+print(msg)
+"""
+
+
+def test_thread_creation_failure_is_an_error_and_leaves_no_threads_or_busy_pool():
+    """The system refuses the threads (here: an address-space limit leaves room for about 12 stacks of 4095): the
+    forward raises PyflameVisionError (the base class: not a bad argument, not memory) saying so, the threads already
+    started are stopped (none leak), and after a smaller set_num_threads the pool runs on that many threads again
+    (it was once left busy: single-threaded)."""
+    if os.environ.get("PYFLAME_VISION_SANITIZED"):
+        pytest.skip("RLIMIT_AS cannot be set under ASan (its shadow memory is terabytes of address space)")
+    r = subprocess.run([sys.executable, "-c", _THREAD_LIMIT_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "could not start worker thread" in r.stdout
+
+
+def _interrupt_main_after(delay: float, sent: list) -> threading.Thread:
+    """A thread that sends SIGINT to the main thread after `delay` seconds, recording when in `sent`."""
+
+    def send():
+        time.sleep(delay)
+        sent.append(time.perf_counter())
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    t = threading.Thread(target=send)
+    t.start()
+    return t
+
+
+def test_ctrl_c_during_a_long_forward_raises_keyboard_interrupt_within_100_ms():
+    """Ctrl-C during a forward of resnet152 on a batch of 64 (224x224: about 20 s on 2 cores) raises
+    KeyboardInterrupt within 100 ms of the signal (it was only seen when the forward ended, 3-8 s later), at several
+    points of the forward; the model then gives the same results as before. The latencies are printed (README)."""
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        m = models.resnet152()
+        m.init_weights(seed=1)
+        small = make_input((1, 3, 64, 64), 0)
+        want = m(small).tobytes()
+        x = make_input((64, 3, 224, 224), 1)
+        pyflame_vision._core.bench.executed_macs(m, list(x.shape))  # compile and pack first: the run is timed
+        latencies = []
+        for delay in (0.3, 1.0, 2.5):
+            sent = []
+            sender = _interrupt_main_after(delay, sent)
+            start = time.perf_counter()
+            with pytest.raises(KeyboardInterrupt):
+                m(x)
+            caught = time.perf_counter()
+            sender.join()
+            assert sent and sent[0] - start >= delay * 0.9
+            latencies.append(caught - sent[0])
+        print(f"\nCtrl-C latency (signal -> KeyboardInterrupt), resnet152 batch 64 at 224x224, "
+              f"{pyflame_vision.get_num_threads()} threads: " + ", ".join(f"{1000 * v:.1f} ms" for v in latencies))
+        assert max(latencies) < 0.1, latencies
+        assert m(small).tobytes() == want
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_sigint_handler_that_does_not_raise_lets_the_forward_finish():
+    """A SIGINT handler that only takes note (no exception): the interrupted forward starts again and returns the
+    right result; the handler ran once."""
+    m = models.resnet50()
+    m.init_weights(seed=2)
+    x = make_input((4, 3, 160, 160), 3)
+    want = m(x).tobytes()
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        sent = []
+        sender = _interrupt_main_after(0.05, sent)
+        out = m(x)
+        sender.join()
+        assert calls == [signal.SIGINT] and out.tobytes() == want
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_handling_leaves_signal_handlers_as_they_were():
+    m = models.resnet18()
+    m.init_weights(seed=2)
+    x = make_input((1, 3, 32, 32), 3)
+    for handler in (signal.default_int_handler, signal.SIG_IGN, lambda s, f: None):
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            m(x)
+            m.forward_features(x)
+            assert signal.getsignal(signal.SIGINT) is handler
+        finally:
+            signal.signal(signal.SIGINT, previous)
