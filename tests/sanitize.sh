@@ -84,7 +84,7 @@ if has python; then
     ASAN_OPTIONS="abort_on_error=1:detect_leaks=0:strict_string_checks=1" \
     PYFLAME_VISION_SANITIZED=1 \
     "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/python/test_faults.py" \
-    -k "not deflate_bomb and not fp_environment and not multiprocessing"
+    -k "not deflate_bomb and not fp_environment and not multiprocessing and not os_fork and not ctrl_c"
 fi
 
 if has tsan; then
