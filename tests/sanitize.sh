@@ -42,6 +42,14 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
+# Left out of the ASan ctest run (CI time): the scalar tier's real-shape kernel
+# sweeps (250 s and 190 s each under ASan on 2 cores); the same kernels run on
+# smaller shapes in the other kernel tests, and the AVX2 tier's sweeps run.
+ASAN_CTEST_EXCLUDE=${ASAN_CTEST_EXCLUDE:-'KernelRealShapes\.MatchReference/scalar_'}
+
+step_start=$SECONDS
+step_done() { echo "== ($1: $((SECONDS - step_start)) s)"; step_start=$SECONDS; }
+
 # The C++ tests that exercise threads (TSan's subset; the rest run single-threaded).
 TSAN_FILTER='*Thread*:*thread*:*Concurren*:*concurren*:*Parallel*:*parallel*:*Race*:*race*:*Pool*:*Cancel*:*Fork*'
 
@@ -61,11 +69,13 @@ if has asan || has fuzz || has python; then
   fi
   configure "$BUILD/asan" address,undefined "${extra[@]}"
   cmake --build "$BUILD/asan" -j"$JOBS"
+  step_done "ASan build"
 fi
 
 if has asan; then
   echo "== ASan + UBSan: the C++ test suite"
-  ctest --test-dir "$BUILD/asan" -j"$JOBS" --output-on-failure --timeout 1200
+  ctest --test-dir "$BUILD/asan" -j"$JOBS" --output-on-failure --timeout 1200 -E "$ASAN_CTEST_EXCLUDE"
+  step_done "ASan ctest"
 fi
 
 if has python; then
@@ -85,13 +95,16 @@ if has python; then
     PYFLAME_VISION_SANITIZED=1 \
     "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/python/test_faults.py" \
     -k "not deflate_bomb and not fp_environment and not multiprocessing and not os_fork and not ctrl_c"
+  step_done "ASan Python"
 fi
 
 if has tsan; then
   echo "== TSan build ($BUILD/tsan) and the threaded C++ tests"
   configure "$BUILD/tsan" thread
   cmake --build "$BUILD/tsan" -j"$JOBS" --target pyflame_vision_tests
+  step_done "TSan build"
   "$BUILD/tsan/pyflame_vision_tests" --gtest_filter="$TSAN_FILTER" --gtest_brief=1
+  step_done "TSan tests"
 fi
 
 if has fuzz; then
@@ -115,6 +128,7 @@ if has fuzz; then
     cp "$ROOT/tests/fuzz/corpus/npz"/* "$work/"
     "$PYTHON" "$ROOT/tests/fuzz/fuzz_npz.py" "$work" -seed=1 -max_total_time="$FUZZ_SECONDS" -timeout=10 \
       -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$artifacts/npz-" -print_final_stats=1 2>&1 | tail -n 12
+    step_done "fuzzing"
   else
     echo "atheris is not installed (pip install 'pyflame-vision[fuzz]'): the .npz fuzzer did not run" >&2
     exit 1

@@ -222,6 +222,30 @@ def test_huge_but_valid_dimensions_are_exact(nets, shape):
     assert last == [n, 512, *down]
 
 
+@pytest.mark.parametrize("how", ["more_than_the_machine", "memory_limit_variable"])
+def test_a_forward_whose_activations_exceed_memory_is_a_memory_error_before_allocating(nets, how, monkeypatch):
+    """The activation arena is checked against the memory the process can get before it is allocated: a forward
+    that cannot fit raises OutOfMemoryError (a MemoryError) saying for what and how many bytes, at once (not an
+    overcommitted allocation the OOM killer ends later), and the model runs as before afterwards."""
+    m = nets["resnet18"]
+    x = make_input((1, 3, 32, 32), 1)
+    y = m(x)
+    if how == "more_than_the_machine":  # 80 GiB of activations; zero strides: the input takes no memory
+        big = np.broadcast_to(make_input((1, 3, 1, 1), 2), (256, 3, 2048, 2048))
+    else:
+        monkeypatch.setenv("PYFLAME_VISION_MEMORY_LIMIT", str(16 << 20))
+        big = make_input((8, 3, 224, 224), 2)  # 30.6 MiB of activations
+    start = time.perf_counter()
+    msg = raises(pyflame_vision.OutOfMemoryError, m, big, match="cannot allocate")
+    assert time.perf_counter() - start < 30
+    assert f"for the activations of a forward on input {list(big.shape)}" in msg and " bytes)" in msg, msg
+    assert "available" in msg, msg
+    with pytest.raises(MemoryError):
+        m(big)
+    monkeypatch.delenv("PYFLAME_VISION_MEMORY_LIMIT", raising=False)
+    assert m(x).tobytes() == y.tobytes()
+
+
 def _structured():
     return np.zeros((1, 3, 8, 8), dtype=[("r", np.float32), ("g", np.float32)])
 
