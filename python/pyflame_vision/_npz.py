@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import math
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO, NoReturn
 
@@ -31,6 +32,8 @@ _CHUNK = 1 << 22
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 # What load_state_dict can take: floats (read as float32 by the model), integers and bool.
 _KINDS = {"f": "float", "i": "int", "u": "uint", "b": "bool"}
+# What reading a damaged member raises (zlib.error: a broken DEFLATE stream, found by the fuzzer).
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError)
 
 
 class NpyHeader:
@@ -154,7 +157,7 @@ class NpzArchive:
                 head = _parse_header(f, fail)
         except WeightsError:
             raise
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        except _READ_ERRORS as exc:
             fail(f"cannot be read: {type(exc).__name__}: {str(exc)[:200]}")
         # The declared sizes agree before anything is inflated: a member can never expand past them.
         if head.data_offset + head.nbytes != info.file_size:
@@ -186,7 +189,7 @@ class NpzArchive:
                     fail("holds more bytes than it declares")
         except WeightsError:
             raise
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        except _READ_ERRORS as exc:
             fail(f"cannot be read: {type(exc).__name__}: {str(exc)[:200]}")
         if head.fortran_order:
             out = np.ascontiguousarray(out.reshape(head.shape[::-1]).T)

@@ -884,6 +884,30 @@ def test_npz_deflate_bomb_is_refused_before_inflating(tmp_path, how):
     assert rss < 400, rss  # the interpreter, numpy and the library; nowhere near the 2 GiB the member inflates to
 
 
+@pytest.mark.parametrize("where", ["in_the_header", "in_the_data"])
+def test_npz_corrupt_deflate_streams_are_weights_errors(tmp_path, net, where):
+    """A deflated member whose DEFLATE stream is broken (found by the .npz fuzzer: zlib.error escaped from the reader)
+    is a WeightsError naming the file and the member, whether the break is in its .npy header or in its data."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, w=np.arange(4096, dtype=np.float32))
+    data = bytearray(buf.getvalue())
+    name_len, extra_len = struct.unpack_from("<HH", data, 26)  # the member's local header
+    start = 30 + name_len + extra_len
+    if where == "in_the_header":  # a stored block whose LEN and NLEN disagree
+        data[start:start + 5] = b"\x00\x05\x00\x05\x00"
+    else:  # garbage in the middle of the compressed data (past the .npy header's bytes)
+        data[start + 40:start + 48] = b"\xff" * 8
+    path = tmp_path / f"corrupt_{where}.npz"
+    path.write_bytes(bytes(data))
+    before = weights_bytes(net)
+    msg = raises(WeightsError, read_weights, path, match=str(path))
+    assert "w.npy" in msg, msg
+    if where == "in_the_header":
+        assert "cannot be read: error: Error -3 while decompressing data: invalid stored block lengths" in msg, msg
+    raises(WeightsError, load_weights, net, path)
+    assert_unchanged(net, before)
+
+
 @pytest.mark.parametrize("layout", ["big_endian", "fortran", "big_endian_fortran", "compressed"])
 def test_npz_big_endian_and_fortran_members_read_correctly(tmp_path, net, layout):
     sd = net.state_dict()
