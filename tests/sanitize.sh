@@ -100,11 +100,22 @@ if has python; then
   runtime=$("$CXX" -print-file-name=libclang_rt.asan-x86_64.so)
   # Leak checking is off: the interpreter keeps objects alive at exit on purpose.
   # The parity tests need torch, whose own code is not instrumented; they run too.
+  # An editable install (pip install -e) puts a finder ahead of PYTHONPATH: it is
+  # dropped, and the run fails unless the sanitized extension is the one loaded.
   PYTHONPATH="$stage" LD_PRELOAD="$runtime" \
     ASAN_OPTIONS="abort_on_error=1:detect_leaks=0:strict_string_checks=1" \
     PYFLAME_VISION_SANITIZED=1 \
-    "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/python/test_faults.py" \
-    -k "not deflate_bomb and not fp_environment and not multiprocessing and not os_fork and not ctrl_c"
+    "$PYTHON" - "$stage" "$ROOT/tests/python/test_faults.py" \
+    "not deflate_bomb and not fp_environment and not multiprocessing and not os_fork and not ctrl_c" <<'PY'
+import sys
+stage, tests, select = sys.argv[1:]
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+import pyflame_vision._core as core  # noqa: E402
+if not core.__file__.startswith(stage):
+    sys.exit(f"sanitize.sh: expected the ASan build of the extension from {stage}, got {core.__file__}")
+import pytest  # noqa: E402
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", tests, "-k", select]))
+PY
   step_done "ASan Python"
 fi
 

@@ -1137,7 +1137,8 @@ def test_pth_opcode_abuse_fails_in_bounded_time(tmp_path, net, case):
     path.write_bytes(pth_zip(pkl, {}))
     t = time.perf_counter()
     check_bad_weight_file(path, net, match)
-    assert time.perf_counter() - t < 10.0  # (two reads and two loads; each well under a second)
+    # Two reads and two loads, each well under a second (an ASan build of the extension is several times slower).
+    assert time.perf_counter() - t < (60.0 if os.environ.get("PYFLAME_VISION_SANITIZED") else 10.0)
 
 
 VIEWS = {
