@@ -51,7 +51,8 @@ step_start=$SECONDS
 # Wall time per step, and the CPU time (user, system) of all steps so far: on a
 # shared machine the CPU time is the figure that carries over.
 step_done() {
-  echo "== ($1: $((SECONDS - step_start)) s wall; CPU so far: $(times | tail -n 1))"
+  times >"$BUILD/.times"  # (in this shell: a $(times) subshell has no children)
+  echo "== ($1: $((SECONDS - step_start)) s wall; CPU of all steps so far, user and system: $(tail -n 1 "$BUILD/.times"))"
   step_start=$SECONDS
 }
 
