@@ -4,6 +4,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <utility>
+
+#include "pyflame_vision/cancel.h"
+#include "pyflame_vision/error.h"
 #include "pyflame_vision/models/model.h"
 #include "pyflame_vision/tensor.h"
 #include "pyflame_vision/tensor_spec.h"
@@ -35,7 +40,7 @@ models::InputView input_view(py::handle obj, py::object& keep);
 /// A NumPy array sharing the tensor's storage (no copy).
 py::array to_numpy(const Tensor& t);
 /// A tensor copied from a numeric array-like (for load_state_dict); `what`
-/// names it in errors.
+/// names it in errors as it is (pass the key's repr).
 Tensor tensor_from_python(py::handle obj, const std::string& what);
 
 /// Converts a Python shape (list/tuple of ints, numpy integer array, or a
@@ -47,6 +52,50 @@ Shape shape_from_python(py::handle obj, const char* what = "shape");
 TensorSpec spec_from_python(py::handle obj, const char* what = "input");
 /// A Python list of ints.
 py::list shape_to_python(const Shape& s);
+/// repr(obj) cut to about `max_chars` characters (on a UTF-8 boundary, with
+/// the full length noted), for messages that must stay short.
+std::string short_repr(py::handle obj, size_t max_chars = 60);
+
+/// While alive on Python's main thread (with a Python-level SIGINT handler in
+/// place, the default one raising KeyboardInterrupt), a SIGINT also sets
+/// fired(); the Python handler still runs as before. Elsewhere (other threads,
+/// SIGINT ignored or left to the default action) it does nothing. Construct and
+/// destroy it with the GIL held.
+class SigintWatch {
+ public:
+  SigintWatch();
+  ~SigintWatch();
+  SigintWatch(const SigintWatch&) = delete;
+  SigintWatch& operator=(const SigintWatch&) = delete;
+  /// The flag a SIGINT sets (never set when the watch is inactive).
+  const std::atomic<bool>& flag() const;
+  bool fired() const { return flag().load(std::memory_order_acquire); }
+
+ private:
+  bool active_ = false;
+};
+
+/// Runs f() with the GIL released, cancellable by Ctrl-C: on the main thread
+/// a SIGINT cancels it between steps and tiles (CancelScope), then Python's
+/// handler runs here and its exception (KeyboardInterrupt) is raised within
+/// milliseconds of the signal, instead of after the call. A handler that does
+/// not raise means "carry on": f() runs again from the start.
+template <typename F>
+auto run_interruptible(F&& f) -> decltype(f()) {
+  for (;;) {
+    {
+      SigintWatch watch;
+      try {
+        const CancelScope scope(watch.flag());
+        py::gil_scoped_release release;
+        return f();
+      } catch (const Cancelled&) {
+        if (!watch.fired()) throw;  // another cancel flag: not ours to handle
+      }
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
 
 }  // namespace bindings
 }  // namespace pyflame_vision

@@ -1,5 +1,8 @@
 // Python exception classes for the C++ exceptions; each also subclasses the
 // matching builtin so `except ValueError` keeps working.
+#include <cstring>
+#include <new>
+
 #include "bindings.h"
 #include "pyflame_vision/error.h"
 
@@ -14,6 +17,8 @@ PyObject* g_invalid = nullptr;
 PyObject* g_type = nullptr;
 PyObject* g_unsupported = nullptr;
 PyObject* g_weights = nullptr;
+PyObject* g_memory = nullptr;
+PyObject* g_cancelled = nullptr;
 
 PyObject* make(py::module_& m, const char* name, py::tuple bases, const char* doc) {
   const std::string full = std::string("pyflame_vision.") + name;
@@ -21,6 +26,19 @@ PyObject* make(py::module_& m, const char* name, py::tuple bases, const char* do
   if (!t) throw py::error_already_set();
   m.add_object(name, py::handle(t));  // the module keeps a reference; ours lives for the process
   return t;
+}
+
+// PyErr_SetString decodes strictly: a message holding bytes that are not
+// UTF-8 (a name copied from a malformed file) would turn the error into a
+// UnicodeDecodeError. Undecodable bytes become \xNN escapes instead.
+void set_error(PyObject* type, const char* what) {
+  PyObject* msg = PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(std::strlen(what)), "backslashreplace");
+  if (!msg) {
+    PyErr_Clear();
+    msg = PyUnicode_FromString("(the error message could not be decoded)");
+  }
+  PyErr_SetObject(type, msg);
+  Py_XDECREF(msg);
 }
 }  // namespace
 
@@ -43,24 +61,37 @@ void init_errors(py::module_& m) {
   g_weights = make(m, "WeightsError", py::make_tuple(h(g_error), h(PyExc_RuntimeError), h(PyExc_ValueError)),
                    "Weights are missing, a state dict does not fit the model, or a weight file is malformed "
                    "or unsafe.");
+  g_memory = make(m, "OutOfMemoryError", py::make_tuple(h(g_error), h(PyExc_MemoryError)),
+                  "Memory for a tensor, a forward's activations or a weight file could not be allocated (the message "
+                  "says what and how many bytes); nothing was changed.");
+  g_cancelled = make(m, "CancelledError", py::make_tuple(h(g_error), h(PyExc_RuntimeError)),
+                     "A running call was cancelled on request; its partial results were discarded.");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const ShapeOverflowError& e) {
-      PyErr_SetString(g_overflow, e.what());
+      set_error(g_overflow, e.what());
     } catch (const ShapeError& e) {
-      PyErr_SetString(g_shape, e.what());
+      set_error(g_shape, e.what());
     } catch (const InvalidArgument& e) {
-      PyErr_SetString(g_invalid, e.what());
+      set_error(g_invalid, e.what());
     } catch (const TypeError& e) {
-      PyErr_SetString(g_type, e.what());
+      set_error(g_type, e.what());
     } catch (const Unsupported& e) {
-      PyErr_SetString(g_unsupported, e.what());
+      set_error(g_unsupported, e.what());
     } catch (const WeightsError& e) {
-      PyErr_SetString(g_weights, e.what());
+      set_error(g_weights, e.what());
+    } catch (const OutOfMemory& e) {
+      set_error(g_memory, e.what());
+    } catch (const Cancelled& e) {
+      set_error(g_cancelled, e.what());
     } catch (const Error& e) {
-      PyErr_SetString(g_error, e.what());
+      set_error(g_error, e.what());
+    } catch (const std::bad_alloc&) {
+      // An allocation without its own OutOfMemory (a small one: tensors, arenas
+      // and packed weights say what and how much): still a MemoryError.
+      set_error(g_memory, "out of memory: an allocation failed (std::bad_alloc)");
     }
   });
 }

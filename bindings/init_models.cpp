@@ -111,11 +111,7 @@ void init_models(py::module_& m) {
             if (is_array_input(input)) {
               py::object keep;
               const models::InputView view = input_view(input, keep);
-              Tensor out;
-              {
-                py::gil_scoped_release release;
-                out = self.forward(view);
-              }
+              const Tensor out = run_interruptible([&] { return self.forward(view); });
               return to_numpy(out);
             }
             const TensorSpec spec = spec_from_python(input, "input");
@@ -139,11 +135,7 @@ void init_models(py::module_& m) {
             if (is_array_input(input)) {
               py::object keep;
               const models::InputView view = input_view(input, keep);
-              std::vector<Tensor> feats;
-              {
-                py::gil_scoped_release release;
-                feats = self.forward_features(view);
-              }
+              const std::vector<Tensor> feats = run_interruptible([&] { return self.forward_features(view); });
               if (single) return to_numpy(feats.at(0));
               py::list l;
               for (const auto& t : feats) l.append(to_numpy(t));
@@ -206,12 +198,22 @@ void init_models(py::module_& m) {
                               std::string(py::str(py::type::handle_of(state).attr("__name__"))));
             std::vector<std::pair<std::string, Tensor>> sd;
             for (py::handle item : state.attr("items")()) {
+              if (!py::isinstance<py::tuple>(item) || py::len(item) != 2)
+                throw TypeError("load_state_dict: items() of the mapping must yield (key, value) pairs, got " +
+                                short_repr(item, 60));
               py::tuple kv = py::reinterpret_borrow<py::tuple>(item);
               if (!py::isinstance<py::str>(kv[0]))
                 throw TypeError("load_state_dict: keys must be str, got " +
-                                std::string(py::str(py::type::handle_of(kv[0]).attr("__name__"))));
-              const std::string key = kv[0].cast<std::string>();
-              sd.emplace_back(key, tensor_from_python(kv[1], key));
+                                std::string(py::str(py::type::handle_of(kv[0]).attr("__name__"))) + " " +
+                                short_repr(kv[0], 60));
+              Py_ssize_t n = 0;
+              const char* utf8 = PyUnicode_AsUTF8AndSize(kv[0].ptr(), &n);
+              if (!utf8) {
+                PyErr_Clear();
+                throw TypeError("load_state_dict: key " + short_repr(kv[0], 200) +
+                                " cannot be encoded as UTF-8 (it holds a lone surrogate)");
+              }
+              sd.emplace_back(std::string(utf8, static_cast<size_t>(n)), tensor_from_python(kv[1], short_repr(kv[0], 200)));
             }
             models::LoadResult r;
             {

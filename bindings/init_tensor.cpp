@@ -10,6 +10,20 @@ namespace {
 std::string type_of(py::handle h) { return py::str(py::type::handle_of(h).attr("__name__")); }
 }  // namespace
 
+std::string short_repr(py::handle obj, size_t max_chars) {
+  std::string r;
+  try {
+    r = py::repr(obj).cast<std::string>();
+  } catch (py::error_already_set&) {
+    return "<" + type_of(obj) + " object>";
+  }
+  if (r.size() <= max_chars) return r;
+  // Cut on a UTF-8 boundary so the message stays decodable.
+  size_t cut = max_chars;
+  while (cut > 0 && (static_cast<unsigned char>(r[cut]) & 0xC0) == 0x80) --cut;
+  return r.substr(0, cut) + "... (" + std::to_string(r.size()) + " characters)";
+}
+
 Shape shape_from_python(py::handle obj, const char* what) {
   if (py::isinstance<TensorSpec>(obj)) return obj.cast<const TensorSpec&>().shape();
   if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) || !py::isinstance<py::iterable>(obj))
@@ -18,9 +32,16 @@ Shape shape_from_python(py::handle obj, const char* what) {
   Shape shape;
   size_t i = 0;
   for (py::handle item : obj) {
-    if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
+    if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr())) {
+      // A nested list is data, not a shape: say how to pass it (never the
+      // whole list: a 224x224 image would make a megabyte-long message).
+      if (i == 0 && (py::isinstance<py::list>(item) || py::isinstance<py::tuple>(item)))
+        throw TypeError(std::string(what) + ": expected a shape (a sequence of ints such as [1, 3, 224, 224]) or a "
+                        "float32 NumPy array [N, C, H, W], got a nested " + type_of(obj) + " " +
+                        short_repr(obj, 60) + "; pass the data as numpy.asarray(x, dtype=numpy.float32)");
       throw TypeError(std::string(what) + ": dimension " + std::to_string(i) + " must be an int, got " +
-                      type_of(item) + " " + std::string(py::repr(item)));
+                      type_of(item) + " " + short_repr(item, 60));
+    }
     py::object idx = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
     if (!idx) throw py::error_already_set();
     int overflow = 0;

@@ -110,9 +110,9 @@ const EnvThreads& env_threads() {
     bool ok = !s.empty() && s.size() <= 9;
     for (char c : s) ok = ok && std::isdigit(static_cast<unsigned char>(c));
     const long n = ok ? std::strtol(s.c_str(), nullptr, 10) : 0;
-    if (!ok || n < 1) {
-      r.error = std::string("[cpu] environment variable PYFLAME_VISION_NUM_THREADS: expected an integer >= 1, got \"") +
-                v + "\"";
+    if (!ok || n < 1 || n > kMaxThreads) {
+      r.error = std::string("[cpu] environment variable PYFLAME_VISION_NUM_THREADS: expected an integer from 1 to ") +
+                std::to_string(kMaxThreads) + ", got \"" + v + "\"";
       return r;
     }
     r.n = static_cast<int>(n);
@@ -190,8 +190,9 @@ int get_num_threads() {
 }
 
 void set_num_threads(int n) {
-  if (n < 1) {
-    throw InvalidArgument("[cpu] set_num_threads: expected a thread count >= 1, got " + std::to_string(n));
+  if (n < 1 || n > kMaxThreads) {
+    throw InvalidArgument("[cpu] set_num_threads: expected a thread count from 1 to " + std::to_string(kMaxThreads) +
+                          ", got " + std::to_string(n));
   }
   g_num_threads.store(n, std::memory_order_relaxed);
 }

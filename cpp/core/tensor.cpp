@@ -4,23 +4,36 @@
 #include <cstring>
 #include <new>
 
+#include "core/memory.h"
 #include "pyflame_vision/error.h"
 
 namespace pyflame_vision {
 
 namespace {
-std::shared_ptr<void> allocate(int64_t nbytes) {
+// Requests of at least this size are checked against the system's available
+// memory first (reading /proc/meminfo costs microseconds; small ones are not
+// worth it and fail through aligned_alloc if they must).
+constexpr uint64_t kCheckedAllocation = uint64_t{64} << 20;
+
+std::string describe(const TensorSpec& spec) {
+  return std::string("a ") + dtype_name(spec.dtype()) + " tensor of shape " + shape_to_string(spec.shape());
+}
+
+std::shared_ptr<void> allocate(const TensorSpec& spec) {
+  const uint64_t nbytes = static_cast<uint64_t>(spec.nbytes());
   // Round up to the alignment (aligned_alloc requires a multiple); at least one
   // block so empty tensors still have distinct, valid storage.
+  if (nbytes > SIZE_MAX - 128) detail::throw_out_of_memory(nbytes, describe(spec));
   const size_t n = (static_cast<size_t>(nbytes) + 63) / 64 * 64 + 64;
+  if (n >= kCheckedAllocation) detail::check_memory(n, describe(spec));
   void* p = std::aligned_alloc(64, n);
-  if (!p) throw std::bad_alloc();
+  if (!p) detail::throw_out_of_memory(n, describe(spec));
   std::memset(p, 0, n);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
 }  // namespace
 
-Tensor::Tensor(TensorSpec spec) : spec_(std::move(spec)), buf_(allocate(spec_.nbytes())) {}
+Tensor::Tensor(TensorSpec spec) : spec_(std::move(spec)), buf_(allocate(spec_)) {}
 
 Tensor Tensor::from_data(TensorSpec spec, const void* data) {
   Tensor t(std::move(spec));

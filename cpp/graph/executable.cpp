@@ -6,7 +6,9 @@
 #include <cstring>
 #include <new>
 
+#include "core/memory.h"
 #include "kernels/eltwise.h"
+#include "pyflame_vision/cancel.h"
 #include "pyflame_vision/error.h"
 
 namespace pyflame_vision {
@@ -68,9 +70,13 @@ float* Executable::acquire_arena() const {
       return a;
     }
   }
-  const size_t bytes = static_cast<size_t>(arena_floats_) * sizeof(float);
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
+  // Checked before allocating: an arena the system cannot give is an OutOfMemory
+  // saying how much, not an overcommitted allocation killed when first touched.
+  const size_t bytes = (static_cast<size_t>(arena_floats_) * sizeof(float) + 63) / 64 * 64;
+  const std::string what = "the activations of a forward on input " + shape_to_string(input_.shape());
+  detail::check_memory(bytes, what);
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) detail::throw_out_of_memory(bytes, what);
   return static_cast<float*>(p);
 }
 
@@ -98,6 +104,8 @@ std::vector<Tensor> Executable::run(const InputView& input) const {
   const float* ins[4];
   double total = 0.0;
   for (const auto& s : steps_) {
+    // A caller's cancel flag (cancel.h) is also checked between the tiles of each step, in parallel_for.
+    throw_if_cancelled("forward");
     for (size_t i = 0; i < s->inputs.size(); ++i) ins[i] = arena + values_[static_cast<size_t>(s->inputs[i])].offset;
     float* out = arena + values_[static_cast<size_t>(s->output)].offset;
     if (!profile) {

@@ -227,6 +227,7 @@ class CheckpointReader {
 
   uint32_t read_zip();
   uint32_t read_legacy();
+  uint32_t read_legacy_pickles(uint64_t window);
   std::vector<std::pair<std::string, uint32_t>> select(uint32_t root) const;
   NamedTensors materialize(const std::vector<std::pair<std::string, uint32_t>>& entries);
   const StorageData& locate(const StorageRef& s);
@@ -242,6 +243,7 @@ class CheckpointReader {
   std::unique_ptr<ZipReader> zip_;
   std::string prefix_;
   bool swap_ = false;  // the data's byte order differs from the host's
+  std::vector<uint8_t> pickle_buf_;  // the pickle's bytes (file sources)
   std::unordered_map<std::string, StorageData> data_;  // root storage key -> its bytes
 };
 
@@ -250,7 +252,9 @@ std::string CheckpointReader::record_text(const ZipEntry& e, uint64_t max_size, 
     throw WeightsError(name() + ": record " + e.name + " (" + what + ") has " + std::to_string(e.size) +
                        " bytes, expected at most " + std::to_string(max_size));
   zip_->verify_crc(e);
-  return std::string(reinterpret_cast<const char*>(src_.data() + e.data), static_cast<size_t>(e.size));
+  std::vector<uint8_t> buf;
+  const uint8_t* p = src_.view(e.data, e.size, buf);
+  return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(e.size));
 }
 
 uint32_t CheckpointReader::read_zip() {
@@ -321,16 +325,33 @@ uint32_t CheckpointReader::read_zip() {
                        " for a checkpoint's pickle");
   zip_->verify_crc(e);
   vm_ = std::make_unique<PickleVM>(name() + " (" + e.name + ")", io_detail::PidFormat::zip);
-  return vm_->run(src_.data() + e.data, e.size, e.data);
+  return vm_->run(src_.view(e.data, e.size, pickle_buf_), e.size, e.data);
 }
 
 uint32_t CheckpointReader::read_legacy() {
+  // The five pickles come first, the storages after them, and nothing says
+  // where the pickles end: they are parsed from a prefix of the file that
+  // grows (1 MiB, x4, ...) until they fit, so a large file is not read whole.
+  const uint64_t cap = std::min<uint64_t>(src_.size(), io_detail::kMaxPickleBytes + (uint64_t{16} << 20));
+  uint64_t window = std::min<uint64_t>(cap, uint64_t{1} << 20);
+  for (;;) {
+    try {
+      return read_legacy_pickles(window);
+    } catch (const WeightsError&) {
+      if (!vm_->ran_out() || window >= cap) throw;
+      window = std::min<uint64_t>(cap, window * 4);
+    }
+  }
+}
+
+uint32_t CheckpointReader::read_legacy_pickles(uint64_t window) {
   vm_ = std::make_unique<PickleVM>(name(), io_detail::PidFormat::legacy);
   PickleVM& vm = *vm_;
+  const uint8_t* head = src_.view(0, window, pickle_buf_);
   uint64_t pos = 0;
   auto next = [&]() {
     uint64_t used = 0;
-    const uint32_t v = vm.run(src_.data() + pos, src_.size() - pos, pos, &used);
+    const uint32_t v = vm.run(head + pos, window - pos, pos, &used);
     pos += used;
     return v;
   };
@@ -372,8 +393,10 @@ uint32_t CheckpointReader::read_legacy() {
     if (!src_.in_bounds(pos, 8))
       throw WeightsError(name() + ": storage " + quoted(key) + "'s element count at byte " + std::to_string(pos) +
                          " lies past the end of the file (" + std::to_string(src_.size()) + " bytes; truncated?)");
+    uint8_t le[8];
+    src_.read(pos, 8, le);
     uint64_t count = 0;
-    for (int b = 7; b >= 0; --b) count = (count << 8) | src_.data()[pos + static_cast<uint64_t>(b)];
+    for (int b = 7; b >= 0; --b) count = (count << 8) | le[b];
     if (count != static_cast<uint64_t>(s.numel))
       throw WeightsError(name() + ": storage " + quoted(key) + " holds " + std::to_string(count) +
                          " elements at byte " + std::to_string(pos) + ", but the pickle declares " +
@@ -518,6 +541,7 @@ NamedTensors CheckpointReader::materialize(const std::vector<std::pair<std::stri
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return first_use[root_of(a)] < first_use[root_of(b)]; });
 
   NamedTensors out(entries.size());
+  std::vector<uint8_t> scratch;  // the bytes of a tensor that is converted or gathered
   for (size_t n = 0; n < order.size(); ++n) {
     const size_t i = order[n];
     const TensorRef& t = vm.tensors()[entries[i].second];
@@ -547,47 +571,54 @@ NamedTensors CheckpointReader::materialize(const std::vector<std::pair<std::stri
     if (numel > 0 && static_cast<uint64_t>(last + 1) * static_cast<uint64_t>(item) > storage_bytes)
       throw WeightsError(name() + ": tensor " + quoted(entries[i].first) + " reads past the end of storage " +
                          quoted(s.key));
-    const uint8_t* base = src_.data() + data.offset + view_bytes;
+    // The file offset of the view's first element, and of the bytes the tensor reads.
+    const uint64_t first = data.offset + view_bytes + static_cast<uint64_t>(t.offset) * static_cast<uint64_t>(item);
+    const uint64_t extent = numel > 0 ? static_cast<uint64_t>(last - t.offset + 1) * static_cast<uint64_t>(item) : 0;
 
     Tensor tensor{TensorSpec(t.size, out_dtype[i])};
-    switch (t.dtype) {
-      case TorchDType::float32:
-        if (!swap_ && row_major(t)) {
-          if (numel) std::memcpy(tensor.raw_data(), base + t.offset * 4, static_cast<size_t>(numel) * 4);
-        } else {
-          gather_float<LoadF32>(t, base, 4, tensor.data_f32(), swap_);
-        }
-        break;
-      case TorchDType::float64: gather_float<LoadF64>(t, base, 8, tensor.data_f32(), swap_); break;
-      case TorchDType::float16: gather_float<LoadF16>(t, base, 2, tensor.data_f32(), swap_); break;
-      case TorchDType::bfloat16: gather_float<LoadBF16>(t, base, 2, tensor.data_f32(), swap_); break;
-      case TorchDType::int64: gather_raw(t, base, static_cast<int64_t*>(tensor.raw_data()), swap_); break;
-      case TorchDType::int32: gather_raw(t, base, static_cast<int32_t*>(tensor.raw_data()), swap_); break;
-      case TorchDType::uint8: gather_raw(t, base, static_cast<uint8_t*>(tensor.raw_data()), false); break;
-      case TorchDType::bool_: gather(t, base, 1, static_cast<uint8_t*>(tensor.raw_data()), LoadBool{}); break;
-      default: break;  // refused above
+    if (numel > 0 && t.dtype == TorchDType::float32 && !swap_ && row_major(t)) {
+      src_.read(first, extent, tensor.raw_data());  // straight into the tensor
+    } else if (numel > 0) {
+      TensorRef local = t;  // the same view, relative to the bytes read
+      local.offset = 0;
+      const uint8_t* base = src_.view(first, extent, scratch);
+      switch (t.dtype) {
+        case TorchDType::float32: gather_float<LoadF32>(local, base, 4, tensor.data_f32(), swap_); break;
+        case TorchDType::float64: gather_float<LoadF64>(local, base, 8, tensor.data_f32(), swap_); break;
+        case TorchDType::float16: gather_float<LoadF16>(local, base, 2, tensor.data_f32(), swap_); break;
+        case TorchDType::bfloat16: gather_float<LoadBF16>(local, base, 2, tensor.data_f32(), swap_); break;
+        case TorchDType::int64: gather_raw(local, base, static_cast<int64_t*>(tensor.raw_data()), swap_); break;
+        case TorchDType::int32: gather_raw(local, base, static_cast<int32_t*>(tensor.raw_data()), swap_); break;
+        case TorchDType::uint8: gather_raw(local, base, static_cast<uint8_t*>(tensor.raw_data()), false); break;
+        case TorchDType::bool_: gather(local, base, 1, static_cast<uint8_t*>(tensor.raw_data()), LoadBool{}); break;
+        default: break;  // refused above
+      }
     }
     out[i] = {entries[i].first, std::move(tensor)};
-    const bool last_of_storage = n + 1 == order.size() || root_of(order[n + 1]) != root_of(i);
-    if (last_of_storage) src_.release(data.offset, data.size);
   }
   return out;
 }
 
 }  // namespace
 
-WeightFormat detect_weight_format(const void* data, size_t size) {
-  const auto* d = static_cast<const uint8_t*>(data);
+namespace {
+// `d` holds the first `size` bytes (at least 263 when the file has them) of a file of `total` bytes.
+WeightFormat detect_format(const uint8_t* d, size_t size, uint64_t total) {
   if (size >= 4 && d[0] == 'P' && d[1] == 'K' && ((d[2] == 3 && d[3] == 4) || (d[2] == 5 && d[3] == 6)))
     return WeightFormat::pytorch_zip;
   if (size >= 10) {
     uint64_t n = 0;
     for (int k = 7; k >= 0; --k) n = (n << 8) | d[k];
-    if (n >= 2 && n <= size - 8 && d[8] == '{') return WeightFormat::safetensors;
+    if (n >= 2 && n <= total - 8 && d[8] == '{') return WeightFormat::safetensors;
   }
   if (size >= 262 && std::memcmp(d + 257, "ustar", 5) == 0) return WeightFormat::pytorch_tar;
   if (size >= 2 && d[0] == 0x80 && d[1] >= 2 && d[1] <= 5) return WeightFormat::pytorch_legacy;
   return WeightFormat::unknown;
+}
+}  // namespace
+
+WeightFormat detect_weight_format(const void* data, size_t size) {
+  return detect_format(static_cast<const uint8_t*>(data), size, size);
 }
 
 namespace io_detail {
@@ -601,8 +632,11 @@ NamedTensors read_checkpoint(const ByteSource& src, WeightFormat format, const C
   if (format != WeightFormat::pytorch_zip && format != WeightFormat::pytorch_legacy) {
     std::string head;
     char buf[4];
-    for (uint64_t i = 0; i < std::min<uint64_t>(src.size(), 16); ++i) {
-      std::snprintf(buf, sizeof buf, "%02x", src.data()[i]);
+    std::vector<uint8_t> first;
+    const uint64_t shown = std::min<uint64_t>(src.size(), 16);
+    const uint8_t* d = src.view(0, shown, first);
+    for (uint64_t i = 0; i < shown; ++i) {
+      std::snprintf(buf, sizeof buf, "%02x", d[i]);
       head += (i ? " " : "") + std::string(buf);
     }
     throw WeightsError(src.name() + ": not a PyTorch checkpoint (expected a ZIP archive or a pickle as torch.save "
@@ -612,14 +646,22 @@ NamedTensors read_checkpoint(const ByteSource& src, WeightFormat format, const C
 }
 }  // namespace io_detail
 
+namespace io_detail {
+WeightFormat detect_weight_format(const ByteSource& src) {
+  std::vector<uint8_t> buf;
+  const uint64_t n = std::min<uint64_t>(src.size(), 263);
+  return detect_format(src.view(0, n, buf), static_cast<size_t>(n), src.size());
+}
+}  // namespace io_detail
+
 NamedTensors read_pytorch_checkpoint(const std::string& path, const CheckpointOptions& options) {
-  io_detail::MappedFile file(path);
-  return io_detail::read_checkpoint(file, detect_weight_format(file.data(), file.size()), options);
+  io_detail::FileSource file(path);
+  return io_detail::read_checkpoint(file, io_detail::detect_weight_format(file), options);
 }
 
 NamedTensors parse_pytorch_checkpoint(const void* data, size_t size, const std::string& source,
                                       const CheckpointOptions& options) {
-  const ByteSource src(static_cast<const uint8_t*>(data), size, source);
+  const io_detail::MemorySource src(static_cast<const uint8_t*>(data), size, source);
   return io_detail::read_checkpoint(src, detect_weight_format(data, size), options);
 }
 

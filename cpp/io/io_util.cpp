@@ -42,9 +42,10 @@ bool valid_utf8(const std::string& s) {
   return true;
 }
 
-// A name as it appears in messages: JSON-quoted, shortened if very long.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
+std::string quoted(const std::string& s) { return "\"" + escaped(s) + "\""; }
+
+std::string escaped(const std::string& s) {
+  std::string out;
   for (size_t i = 0; i < s.size() && i < 200; ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
@@ -59,7 +60,7 @@ std::string quoted(const std::string& s) {
     }
   }
   if (s.size() > 200) out += "...";
-  return out + "\"";
+  return out;
 }
 
 bool ends_with_ci(const std::string& s, const std::string& suffix) {

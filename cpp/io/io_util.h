@@ -15,6 +15,8 @@ bool valid_utf8(const std::string& s);
 /// A name as it appears in messages: JSON-quoted, control characters escaped,
 /// shortened after 200 bytes.
 std::string quoted(const std::string& s);
+/// The same without the quotes (for dotted names such as pickle globals).
+std::string escaped(const std::string& s);
 /// True if `s` ends with `suffix` (given in lower case), ignoring ASCII case.
 bool ends_with_ci(const std::string& s, const std::string& suffix);
 

@@ -193,9 +193,11 @@ std::vector<uint32_t> PickleVM::pop_mark() {
 }
 
 const uint8_t* PickleVM::take(uint64_t n, const char* what) {
-  if (n > size_ - pos_)
+  if (n > size_ - pos_) {
+    ran_out_ = true;
     fail("expected " + std::to_string(n) + " bytes of " + what + ", but only " + std::to_string(size_ - pos_) +
          " remain (a truncated or corrupt pickle)");
+  }
   const uint8_t* p = data_ + pos_;
   pos_ += n;
   return p;
@@ -349,7 +351,7 @@ uint32_t PickleVM::global(const std::string& module, const std::string& name) {
       if (module == "torch" && name == e.name) return make_global(Symbol::DType, e.dtype);
     }
   }
-  fail("global " + full +
+  fail("global " + escaped(full) +
        " is not allowed: a weights file may only use collections.OrderedDict, torch._utils' tensor rebuild "
        "functions, torch's storage types and dtypes (nothing from the file is imported or run)");
 }
@@ -536,6 +538,7 @@ uint32_t PickleVM::run(const uint8_t* data, uint64_t size, uint64_t base, uint64
   pos_ = 0;
   base_ = base;
   op_pos_ = 0;
+  ran_out_ = false;
   stack_.clear();
   marks_.clear();
   memo_.clear();
@@ -548,6 +551,7 @@ uint32_t PickleVM::run(const uint8_t* data, uint64_t size, uint64_t base, uint64
     if (pos_ >= size_) {
       if (size > kMaxPickleBytes)
         fail("the pickle is longer than the limit of " + std::to_string(kMaxPickleBytes) + " bytes");
+      ran_out_ = true;
       fail("the pickle ends without a STOP opcode (a truncated file?)");
     }
     const uint8_t op = data_[pos_++];
@@ -559,8 +563,10 @@ uint32_t PickleVM::run(const uint8_t* data, uint64_t size, uint64_t base, uint64
       }
       case 0x95: {  // FRAME: a length prefix for buffering; the data is read as it comes
         const uint64_t n = le(take(8, "the frame length"), 8);
-        if (n > size_ - pos_)
+        if (n > size_ - pos_) {
+          ran_out_ = true;
           fail("a frame of " + std::to_string(n) + " bytes, but only " + std::to_string(size_ - pos_) + " remain");
+        }
         break;
       }
       case '.': {  // STOP
@@ -731,7 +737,10 @@ uint32_t PickleVM::run(const uint8_t* data, uint64_t size, uint64_t base, uint64
           const uint8_t* start = data_ + pos_;
           const uint64_t avail = std::min<uint64_t>(size_ - pos_, 1024);
           const void* nl = std::memchr(start, '\n', static_cast<size_t>(avail));
-          if (!nl) fail("expected a newline-terminated module or name of at most 1024 bytes");
+          if (!nl) {
+            ran_out_ = avail < 1024;
+            fail("expected a newline-terminated module or name of at most 1024 bytes");
+          }
           const uint64_t n = static_cast<uint64_t>(static_cast<const uint8_t*>(nl) - start);
           part.assign(reinterpret_cast<const char*>(start), n);
           pos_ += n + 1;

@@ -124,6 +124,9 @@ class PickleVM {
   std::string a_type(uint32_t i) const;
   /// The value of `key` in the Dict `dict`, or -1.
   int64_t dict_get(uint32_t dict, const std::string& key) const;
+  /// True if the last run failed because its data ended (the pickle may
+  /// continue past the `size` bytes it was given).
+  bool ran_out() const { return ran_out_; }
 
  private:
   [[noreturn]] void fail(const std::string& msg) const;
@@ -156,6 +159,7 @@ class PickleVM {
   // The current run.
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0, pos_ = 0, base_ = 0, op_pos_ = 0;
+  bool ran_out_ = false;
 };
 
 }  // namespace io_detail

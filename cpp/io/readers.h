@@ -12,5 +12,11 @@ namespace io_detail {
 /// WeightsError saying what the data is instead.
 NamedTensors read_checkpoint(const ByteSource& src, WeightFormat format, const CheckpointOptions& options);
 
+/// detect_weight_format on the first bytes of `src`.
+WeightFormat detect_weight_format(const ByteSource& src);
+
+/// Reads a whole .safetensors image from `src` (rules: pyflame_vision/io.h).
+SafetensorsFile read_safetensors(const ByteSource& src);
+
 }  // namespace io_detail
 }  // namespace pyflame_vision

@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "pyflame_vision/error.h"
+#include "io/byte_source.h"
 #include "io/io_util.h"
+#include "io/readers.h"
+#include "pyflame_vision/error.h"
 #include "pyflame_vision/io.h"
 
 namespace pyflame_vision {
@@ -462,43 +464,18 @@ void check_save_path(const std::string& path) {
 
 }  // namespace
 
-SafetensorsFile parse_safetensors(const void* data, size_t size, const std::string& source) {
+namespace io_detail {
+SafetensorsFile read_safetensors(const ByteSource& src) {
   require_little_endian();
-  check_file_size(size, source);
-  const auto* bytes = static_cast<const unsigned char*>(data);
-  const uint64_t n = check_header_length(bytes, size, source);
-  Header h = HeaderParser(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(n), source).parse();
-  const unsigned char* buf = bytes + 8 + n;
-  const auto order = validate(h, size - 8 - n, source);
-  SafetensorsFile f;
-  f.metadata = std::move(h.metadata);
-  f.tensors.resize(h.tensors.size());
-  for (size_t i : order) {
-    const auto& t = h.tensors[i];
-    f.tensors[i] = {t.name, Tensor::from_data(TensorSpec(t.shape, t.dtype), buf + t.begin)};
-  }
-  return f;
-}
-
-SafetensorsFile read_safetensors(const std::string& path) {
-  require_little_endian();
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw WeightsError(system_error("cannot open", path));
-  in.seekg(0, std::ios::end);
-  const std::streamoff end = in.tellg();
-  if (end < 0) throw WeightsError("cannot determine the size of " + path + " (not a regular file?)");
-  in.seekg(0, std::ios::beg);
-  const uint64_t size = static_cast<uint64_t>(end);
-  check_file_size(size, path);
-  unsigned char first8[8];
-  if (!in.read(reinterpret_cast<char*>(first8), 8)) throw WeightsError(system_error("cannot read", path));
-  const uint64_t n = check_header_length(first8, size, path);
-  std::string header(static_cast<size_t>(n), '\0');
-  if (n && !in.read(&header[0], static_cast<std::streamsize>(n)))
-    throw WeightsError(system_error("cannot read the header of", path));
-  Header h = HeaderParser(header.data(), header.size(), path).parse();
-  const auto order = validate(h, size - 8 - n, path);
+  const std::string& source = src.name();
+  check_file_size(src.size(), source);
+  uint8_t first8[8];
+  src.read(0, 8, first8);
+  const uint64_t n = check_header_length(first8, src.size(), source);
+  std::vector<uint8_t> header_buf;
+  const uint8_t* header = src.view(8, n, header_buf);
+  Header h = HeaderParser(reinterpret_cast<const char*>(header), static_cast<size_t>(n), source).parse();
+  const auto order = validate(h, src.size() - 8 - n, source);
   SafetensorsFile f;
   f.metadata = std::move(h.metadata);
   f.tensors.resize(h.tensors.size());
@@ -506,12 +483,21 @@ SafetensorsFile read_safetensors(const std::string& path) {
   for (size_t i : order) {
     const auto& t = h.tensors[i];
     Tensor tensor{TensorSpec(t.shape, t.dtype)};
-    if (t.end > t.begin &&
-        !in.read(static_cast<char*>(tensor.raw_data()), static_cast<std::streamsize>(t.end - t.begin)))
-      throw WeightsError(system_error("cannot read tensor " + quoted(t.name) + " from", path));
+    src.read(8 + n + t.begin, t.end - t.begin, tensor.raw_data());
     f.tensors[i] = {t.name, std::move(tensor)};
   }
   return f;
+}
+}  // namespace io_detail
+
+SafetensorsFile parse_safetensors(const void* data, size_t size, const std::string& source) {
+  const io_detail::MemorySource src(static_cast<const uint8_t*>(data), size, source);
+  return io_detail::read_safetensors(src);
+}
+
+SafetensorsFile read_safetensors(const std::string& path) {
+  const io_detail::FileSource src(path);
+  return io_detail::read_safetensors(src);
 }
 
 NamedTensors load_safetensors(const std::string& path) { return read_safetensors(path).tensors; }

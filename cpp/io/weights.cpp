@@ -26,10 +26,12 @@ void strip(NamedTensors& tensors, const std::string& prefix, const std::string& 
 }  // namespace
 
 NamedTensors read_weights(const std::string& path, const CheckpointOptions& options) {
-  WeightFormat format;
-  {
-    io_detail::MappedFile file(path);
-    format = detect_weight_format(file.data(), file.size());
+  // A name ending in .safetensors always goes to the strict .safetensors
+  // reader, so a malformed one gets that reader's message (the header rule it
+  // breaks) rather than "not a PyTorch checkpoint".
+  if (!io_detail::ends_with_ci(path, ".safetensors")) {
+    io_detail::FileSource file(path);
+    const WeightFormat format = io_detail::detect_weight_format(file);
     if (format != WeightFormat::safetensors) return io_detail::read_checkpoint(file, format, options);
   }
   // .safetensors: the streaming reader (no mapping needed, the data is contiguous).

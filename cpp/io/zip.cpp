@@ -2,9 +2,11 @@
 // what is supported).
 #include "io/zip.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "pyflame_vision/error.h"
 
@@ -17,6 +19,8 @@ constexpr uint32_t kCentralSig = 0x02014b50;
 constexpr uint32_t kEndSig = 0x06054b50;
 constexpr uint32_t kZip64EndSig = 0x06064b50;
 constexpr uint32_t kZip64LocatorSig = 0x07064b50;
+// torch writes a few records per tensor; 256 MiB of directory is far beyond any checkpoint.
+constexpr uint64_t kMaxCentralDirectory = uint64_t{256} << 20;
 constexpr uint64_t kEndSize = 22, kZip64EndSize = 56, kZip64LocatorSize = 20, kCentralSize = 46, kLocalSize = 30;
 
 uint16_t u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -81,23 +85,26 @@ ZipReader::ZipReader(const ByteSource& src) : src_(src) {
 }
 
 void ZipReader::parse_end_records(uint64_t& cd_offset, uint64_t& cd_size, uint64_t& count) {
-  const uint8_t* d = src_.data();
   const uint64_t n = src_.size();
   if (n < kEndSize)
     fail(0, "expected at least " + std::to_string(kEndSize) + " bytes (an end-of-central-directory record), found " +
                 std::to_string(n));
-  // The end record is followed only by its comment (at most 65535 bytes).
+  // The end record is followed only by its comment (at most 65535 bytes): the
+  // search reads only the file's tail. `d` is that tail, at file offset `lowest`.
   uint64_t end = UINT64_MAX;
   const uint64_t lowest = n - kEndSize > 65535 ? n - kEndSize - 65535 : 0;
+  std::vector<uint8_t> tail_buf;
+  const uint8_t* tail = src_.view(lowest, n - lowest, tail_buf);
+  auto d = [&](uint64_t file_offset) { return tail + (file_offset - lowest); };
   for (uint64_t p = n - kEndSize + 1; p-- > lowest;) {
-    if (u32(d + p) == kEndSig && p + kEndSize + u16(d + p + 20) == n) {
+    if (u32(d(p)) == kEndSig && p + kEndSize + u16(d(p) + 20) == n) {
       end = p;
       break;
     }
   }
   if (end == UINT64_MAX)
     fail(n, "no end-of-central-directory record in the last 65557 bytes (a truncated archive?)");
-  const uint8_t* e = d + end;
+  const uint8_t* e = d(end);
   const uint16_t disk = u16(e + 4), cd_disk = u16(e + 6);
   uint64_t on_disk = u16(e + 8);
   count = u16(e + 10);
@@ -105,8 +112,9 @@ void ZipReader::parse_end_records(uint64_t& cd_offset, uint64_t& cd_size, uint64
   cd_offset = u32(e + 16);
   uint64_t limit = end;  // the central directory ends before the end records
 
-  if (end >= kZip64LocatorSize && u32(d + end - kZip64LocatorSize) == kZip64LocatorSig) {
-    const uint8_t* loc = d + end - kZip64LocatorSize;
+  std::vector<uint8_t> z64_buf, loc_buf;
+  const uint8_t* loc = end >= kZip64LocatorSize ? src_.view(end - kZip64LocatorSize, kZip64LocatorSize, loc_buf) : nullptr;
+  if (loc && u32(loc) == kZip64LocatorSig) {
     const uint64_t z64 = u64(loc + 8);
     const uint32_t disks = u32(loc + 16);
     if (u32(loc + 4) != 0 || disks > 1)
@@ -114,7 +122,7 @@ void ZipReader::parse_end_records(uint64_t& cd_offset, uint64_t& cd_size, uint64
     if (z64 > end - kZip64LocatorSize || end - kZip64LocatorSize - z64 < kZip64EndSize)
       fail(end - kZip64LocatorSize, "the ZIP64 end record offset " + std::to_string(z64) +
                                         " does not leave room for the record before its locator");
-    const uint8_t* r = d + z64;
+    const uint8_t* r = src_.view(z64, kZip64EndSize, z64_buf);
     if (u32(r) != kZip64EndSig) fail(z64, "expected the ZIP64 end-of-central-directory signature PK\\6\\6");
     if (u32(r + 16) != 0 || u32(r + 20) != 0) fail(z64, "a multi-disk archive is not supported");
     on_disk = u64(r + 24);
@@ -139,7 +147,11 @@ void ZipReader::parse_end_records(uint64_t& cd_offset, uint64_t& cd_size, uint64
 }
 
 void ZipReader::parse_central_directory(uint64_t cd_offset, uint64_t cd_size, uint64_t count) {
-  const uint8_t* d = src_.data();
+  if (cd_size > kMaxCentralDirectory)
+    fail(cd_offset, "a central directory of " + std::to_string(cd_size) + " bytes exceeds the limit of " +
+                        std::to_string(kMaxCentralDirectory) + " (a checkpoint's has a few hundred bytes per tensor)");
+  std::vector<uint8_t> cd_buf;
+  const uint8_t* cd = src_.view(cd_offset, cd_size, cd_buf);
   cd_offset_ = cd_offset;
   const uint64_t cd_end = cd_offset + cd_size;
   uint64_t p = cd_offset;
@@ -147,7 +159,7 @@ void ZipReader::parse_central_directory(uint64_t cd_offset, uint64_t cd_size, ui
   for (uint64_t i = 0; i < count; ++i) {
     if (cd_end - p < kCentralSize)
       fail(p, "central directory entry " + std::to_string(i) + " extends past the directory's end");
-    const uint8_t* c = d + p;
+    const uint8_t* c = cd + (p - cd_offset);
     if (u32(c) != kCentralSig) fail(p, "expected a central directory entry signature PK\\1\\2");
     ZipEntry e;
     e.flags = u16(c + 8);
@@ -217,11 +229,11 @@ const ZipEntry& ZipReader::open(const std::string& name) {
   if (e.compressed != e.size)
     throw WeightsError(where + " is stored (uncompressed) but its compressed size " + std::to_string(e.compressed) +
                        " differs from its size " + std::to_string(e.size));
-  const uint8_t* d = src_.data();
   if (!src_.in_bounds(e.local_header, kLocalSize) || e.local_header >= cd_offset_)
     fail(e.local_header, "the local header of " + e.name + " lies outside the entries' area [0, " +
                              std::to_string(cd_offset_) + ")");
-  const uint8_t* h = d + e.local_header;
+  std::vector<uint8_t> header_buf, name_buf;
+  const uint8_t* h = src_.view(e.local_header, kLocalSize, header_buf);
   if (u32(h) != kLocalHeaderSig) fail(e.local_header, "expected the local header signature PK\\3\\4 of " + e.name);
   const uint16_t name_len = u16(h + 26), extra_len = u16(h + 28);
   if (u16(h + 8) != e.method)
@@ -232,7 +244,8 @@ const ZipEntry& ZipReader::open(const std::string& name) {
     fail(e.local_header, "the " + std::to_string(e.size) + " bytes of " + e.name + " starting at byte " +
                              std::to_string(data) + " extend past the start of the central directory at byte " +
                              std::to_string(cd_offset_));
-  if (name_len != e.name.size() || std::memcmp(h + kLocalSize, e.name.data(), name_len) != 0)
+  if (name_len != e.name.size() ||
+      std::memcmp(src_.view(e.local_header + kLocalSize, name_len, name_buf), e.name.data(), name_len) != 0)
     fail(e.local_header, "the local header's name differs from the central directory's " + e.name);
   e.data = data;
   e.located = true;
@@ -241,7 +254,14 @@ const ZipEntry& ZipReader::open(const std::string& name) {
 
 void ZipReader::verify_crc(const ZipEntry& e) const {
   if (e.crc32 == 0) return;
-  const uint32_t got = crc32(src_.data() + e.data, e.size);
+  // In chunks, so a large record costs no more memory than one chunk.
+  std::vector<uint8_t> buf;
+  uint32_t got = 0;
+  for (uint64_t at = 0; at < e.size;) {
+    const uint64_t n = std::min<uint64_t>(e.size - at, uint64_t{1} << 22);
+    got = crc32(src_.view(e.data + at, n, buf), n, got);
+    at += n;
+  }
   if (got != e.crc32) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "CRC-32 0x%08x, expected 0x%08x", got, e.crc32);

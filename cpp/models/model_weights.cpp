@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "graph/executable.h"
+#include "io/io_util.h"
 #include "kernels/conv.h"
 #include "pyflame_vision/cpu.h"
 #include "pyflame_vision/error.h"
@@ -75,9 +76,13 @@ Tensor filled(const Shape& shape, float v) {
   return t;
 }
 
+// Keys as torch lists them, but escaped (a NUL or control character in a key
+// must not cut or garble the message) and at most 100 of them.
 std::string join_quoted(const std::vector<std::string>& v) {
+  constexpr size_t kShown = 100;
   std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
+  for (size_t i = 0; i < v.size() && i < kShown; ++i) s += (i ? ", " : "") + io_detail::quoted(v[i]);
+  if (v.size() > kShown) s += ", ... (" + std::to_string(v.size() - kShown) + " more)";
   return s;
 }
 

@@ -11,8 +11,16 @@
 //
 // Threads: one process-wide pool. Its size is, in order of precedence,
 // set_num_threads(n), the environment variable PYFLAME_VISION_NUM_THREADS, or
-// the number of CPUs this process may run on (an invalid environment value
-// makes get_num_threads() throw InvalidArgument naming it). Results never depend on the
+// the number of CPUs this process may run on. Both settings take 1 ..
+// kMaxThreads; anything else (a value out of range, not an integer) is
+// refused with InvalidArgument naming the setting and the value - by
+// set_num_threads() at once, by get_num_threads() (so every forward) for the
+// environment variable - never clamped silently. If the system cannot start
+// that many threads, the forward throws Error saying so and the pool stops the
+// threads it had started. A child process forked after the pool ran starts its
+// own pool of get_num_threads() threads at its first forward. The pool's
+// get_num_threads() - 1 worker threads are named "pyflame_vision" (top -H,
+// /proc/PID/task/*/comm); the calling thread is the last one. Results never depend on the
 // number of threads: work is split into a fixed grid of tiles, each computed
 // by exactly one thread in a fixed order.
 //
@@ -42,9 +50,14 @@ Isa active_isa();
 /// on an out-of-range value. Executables compiled earlier keep their tier.
 void set_max_isa(Isa isa);
 
-/// Threads used by compute (>= 1).
+/// The largest thread count set_num_threads and PYFLAME_VISION_NUM_THREADS accept.
+constexpr int kMaxThreads = 4096;
+
+/// Threads used by compute (1 .. kMaxThreads). Throws InvalidArgument if
+/// PYFLAME_VISION_NUM_THREADS decides and holds an invalid value.
 int get_num_threads();
-/// Sets the pool size; throws InvalidArgument if n < 1 (message gives n).
+/// Sets the pool size; throws InvalidArgument unless 1 <= n <= kMaxThreads
+/// (the message gives n).
 void set_num_threads(int n);
 
 }  // namespace pyflame_vision

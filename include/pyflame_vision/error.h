@@ -12,11 +12,14 @@
 //   TypeError               pyflame_vision.DTypeError           TypeError
 //   Unsupported             pyflame_vision.UnsupportedError     NotImplementedError
 //   WeightsError            pyflame_vision.WeightsError         RuntimeError, ValueError
+//   OutOfMemory             pyflame_vision.OutOfMemoryError     MemoryError
+//   Cancelled               KeyboardInterrupt (the signal's own exception) or pyflame_vision.CancelledError
 //
 // Messages say where, what was expected and what was received, e.g.
 //   [conv2d] layer4.0.conv1: expected 1024 input channels, got 4 (input shape [1, 4, 7, 7])
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -72,6 +75,31 @@ class Unsupported : public Error {
 class WeightsError : public Error {
  public:
   explicit WeightsError(const std::string& what) : Error(what) {}
+};
+
+/// Memory for a tensor, a forward's activation arena or a weight file's
+/// contents could not be allocated, or the request exceeds the memory the
+/// system has available (checked before allocating, so a request that cannot
+/// succeed fails at once instead of being overcommitted and killed later).
+/// The message says what was being allocated and how many bytes; bytes()
+/// returns the request. Whatever was being built is discarded: a model stays
+/// as it was and usable.
+class OutOfMemory : public Error {
+ public:
+  OutOfMemory(const std::string& what, uint64_t bytes) : Error(what), bytes_(bytes) {}
+  /// The size of the request that failed, in bytes.
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  uint64_t bytes_;
+};
+
+/// A running call was cancelled on request (a cancel flag the caller set, or
+/// a pending Ctrl-C seen between steps from Python). The call's partial
+/// results are discarded; the model stays as it was and usable.
+class Cancelled : public Error {
+ public:
+  explicit Cancelled(const std::string& what) : Error(what) {}
 };
 
 }  // namespace pyflame_vision

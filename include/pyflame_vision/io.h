@@ -80,10 +80,13 @@
 // strides and non-contiguous views are materialised as row-major tensors,
 // each with its own storage. Big-endian data is byte-swapped.
 //
-// Memory: the file is memory-mapped; only the selected tensors are copied
-// out, storage by storage, and each storage's pages are dropped from the
-// resident set once copied, so reading needs about the tensors' float32 size
-// plus the largest storage. The file must not change while it is read.
+// Memory: the file is read with pread, not memory-mapped: the pickle and the
+// archive's directory are read into memory, and each tensor's bytes straight
+// into the tensor (or, when converted or gathered from a view, through one
+// scratch buffer of that view's extent), so reading needs about the tensors'
+// float32 size plus the largest view. A file that is truncated or replaced
+// while it is read is a WeightsError saying so (a memory map would die of
+// SIGBUS instead).
 //
 // Thread safety: every function here may be called from many threads at once,
 // as long as no two of them write the same path, and no other thread mutates
@@ -115,7 +118,7 @@ struct SafetensorsFile {
 /// Reads a whole .safetensors file. The returned tensors own their memory (the
 /// file is not kept open or mapped). Throws WeightsError if the file cannot be
 /// opened or read (message has the path and the system's reason) or is
-/// malformed (see above); std::bad_alloc if memory runs out.
+/// malformed (see above); OutOfMemory if memory for the tensors runs out.
 SafetensorsFile read_safetensors(const std::string& path);
 
 /// read_safetensors(path).tensors: the tensors in file order.
@@ -148,11 +151,11 @@ struct CheckpointOptions {
 };
 
 /// Reads the state dict of a PyTorch checkpoint (zip or legacy format, see
-/// above) through a memory map. Returns the tensors in the order of the
+/// above). Returns the tensors in the order of the
 /// state dict, each owning its storage. Throws WeightsError if the file cannot
-/// be opened or mapped, is not a PyTorch checkpoint, breaks a rule above, or
+/// be opened or read, is not a PyTorch checkpoint, breaks a rule above, or
 /// its state dict cannot be found, or if strip_prefix makes two keys equal.
-/// std::bad_alloc if memory runs out.
+/// OutOfMemory if memory for the tensors runs out.
 NamedTensors read_pytorch_checkpoint(const std::string& path, const CheckpointOptions& options = {});
 
 /// The same for a checkpoint image in memory (`size` bytes at `data`, owned by
@@ -171,9 +174,9 @@ enum class WeightFormat {
 /// The format of `size` bytes at `data` (only the first 263 are looked at).
 WeightFormat detect_weight_format(const void* data, size_t size);
 
-/// Reads a weight file whatever its name: the format comes from its content
-/// (.safetensors, or a PyTorch checkpoint; .npz is read by the Python package
-/// only). options.key applies to PyTorch checkpoints only (InvalidArgument
+/// Reads a weight file: a name ending in .safetensors (any case) is read as
+/// .safetensors; any other name by its content (.safetensors, or a PyTorch
+/// checkpoint; .npz is read by the Python package only). options.key applies to PyTorch checkpoints only (InvalidArgument
 /// for a .safetensors file); options.strip_prefix to every format. Throws as
 /// read_safetensors / read_pytorch_checkpoint, and WeightsError for a file of
 /// no known format (the message shows its first bytes).
@@ -181,7 +184,7 @@ NamedTensors read_weights(const std::string& path, const CheckpointOptions& opti
 
 /// Loads a weight file into `model` with model.load_state_dict(tensors,
 /// strict): a .safetensors file or a PyTorch checkpoint (.pth, .pt, .bin,
-/// .ckpt, ...; the format comes from the content, as read_weights). The
+/// .ckpt, ...; the format is chosen as read_weights chooses it). The
 /// model takes over the float32 tensors it reads without copying them, so it
 /// holds its weights once. A name ending in .npz is InvalidArgument (NumPy
 /// archives are read by the Python package). Throws WeightsError for an

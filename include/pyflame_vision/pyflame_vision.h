@@ -16,6 +16,7 @@
 #pragma once
 
 #include "pyflame_vision/bench.h"
+#include "pyflame_vision/cancel.h"
 #include "pyflame_vision/checked.h"
 #include "pyflame_vision/cpu.h"
 #include "pyflame_vision/error.h"

@@ -23,7 +23,9 @@ class Tensor {
  public:
   /// An undefined tensor (defined() is false, no storage).
   Tensor() = default;
-  /// Allocates a zero-filled tensor. Throws std::bad_alloc when memory runs out.
+  /// Allocates a zero-filled tensor. Throws OutOfMemory (saying the shape and
+  /// the bytes) when the memory cannot be had: checked against the available
+  /// memory before allocating for requests of 64 MiB and more.
   explicit Tensor(TensorSpec spec);
   /// Allocates a tensor and copies spec.nbytes() bytes from `data` (row-major,
   /// owned by the caller, only read during the call).

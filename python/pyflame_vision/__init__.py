@@ -14,9 +14,11 @@ NumPy arrays with the library's own CPU kernels.
 
 from pyflame_vision import hub, models, transforms
 from pyflame_vision._core import (
+    CancelledError,
     DTypeError,
     IncompatibleKeys,
     InvalidArgumentError,
+    OutOfMemoryError,
     Parameter,
     PyflameVisionError,
     ShapeError,
@@ -52,9 +54,11 @@ models.Model.predict = _model_predict
 models.Model.embed = _model_embed
 
 __all__ = [
+    "CancelledError",
     "DTypeError",
     "IncompatibleKeys",
     "InvalidArgumentError",
+    "OutOfMemoryError",
     "Parameter",
     "Prediction",
     "PyflameVisionError",

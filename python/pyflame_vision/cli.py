@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import pyflame_vision
-from pyflame_vision import PyflameVisionError, __version__, _cli_images, get_cmake_dir, get_include, models
+from pyflame_vision import PyflameVisionError, __version__, _cli_images, _core, get_cmake_dir, get_include, models
 
 
 def _parse_shape(text: str) -> list[int]:
@@ -144,8 +144,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from safetensors.numpy import save_file
-
     out = args.output
     if not out.lower().endswith(".safetensors"):
         raise ValueError(f"convert: the output must be a .safetensors file, got {out!r}")
@@ -163,7 +161,7 @@ def _convert(args: argparse.Namespace) -> int:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise stick to the output
-        save_file(dict(state), tmp, metadata=metadata)
+        _core.save_safetensors(os.fsencode(tmp), dict(state), metadata)
         os.replace(tmp, out)
     except BaseException:
         os.unlink(tmp)

@@ -2,10 +2,13 @@
 
 A weight file holds a model's state dict under torchvision's keys (``conv1.weight``,
 ``layer1.0.bn1.running_mean``, ...). PyTorch checkpoints, as ``torch.save`` writes them (zip or
-legacy format), are read by pyflame_vision's own C++ reader: it needs no torch and never runs
-code from the file (its pickle interpreter knows only tensors, storages, dicts and plain values;
-any other global is a ``WeightsError`` naming it). ``.safetensors`` files are read with the
-``safetensors`` package and ``.npz`` files with NumPy (``allow_pickle=False``).
+legacy format), and ``.safetensors`` files are read by pyflame_vision's own C++ readers, the same
+ones C++ applications use: they need no torch, never run code from the file (the pickle interpreter
+knows only tensors, storages, dicts and plain values; any other global is a ``WeightsError`` naming
+it) and reject every malformed file with a ``WeightsError`` naming the file and the rule broken.
+``.safetensors`` files are written by the same library (readable by the ``safetensors`` package).
+``.npz`` files are read member by member with every declared size checked before anything is
+inflated (see ``pyflame_vision._npz``); nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from pyflame_vision import _core
+from pyflame_vision import _core, _npz
 
 _SAFETENSORS, _NPZ = ".safetensors", ".npz"
 
 
-def _strip(state: dict[str, np.ndarray], prefix: str | None, path: str) -> dict[str, np.ndarray]:
+def _strip(state: dict[str, Any], prefix: str | None, path: str) -> dict[str, Any]:
     if not prefix:
         return state
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     for key, value in state.items():
         new = key[len(prefix):] if key.startswith(prefix) else key
         if new in out:
@@ -45,6 +48,11 @@ def _check_options(path: str, kind: str, key: str | None, strip_prefix: str | No
 def _require_file(path: str) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weight file at {path!r}")
+
+
+def _native(path: str) -> bytes:
+    # The C++ readers take the file name's bytes: any name the OS accepts, even one that is not UTF-8.
+    return os.fsencode(path)
 
 
 def read_weights(
@@ -72,14 +80,10 @@ def read_weights(
     lower = path.lower()
     if lower.endswith(_NPZ):
         _check_options(path, ".npz", key, strip_prefix)
-        with np.load(path, allow_pickle=False) as f:
-            return _strip({k: f[k] for k in f.files}, strip_prefix, path)
+        return _strip(_npz.read_npz(path), strip_prefix, path)
     if lower.endswith(_SAFETENSORS):
         _check_options(path, ".safetensors", key, strip_prefix)
-        from safetensors.numpy import load_file
-
-        return _strip(dict(load_file(path)), strip_prefix, path)
-    return _core.read_weights(path, key=key, strip_prefix=strip_prefix)
+    return _core.read_weights(_native(path), key=key, strip_prefix=strip_prefix)
 
 
 def save_weights(model: Any, path: str | os.PathLike[str]) -> None:
@@ -95,12 +99,10 @@ def save_weights(model: Any, path: str | os.PathLike[str]) -> None:
             f"unsupported weight file {path!r}: expected a name ending in .safetensors or .npz "
             "(PyTorch checkpoints are read, never written)"
         )
-    state = model.state_dict()
     if lower.endswith(_SAFETENSORS):
-        from safetensors.numpy import save_file
-
-        save_file(dict(state), path, metadata={"format": "np", "model": str(model.name)})
+        _core.save_weights(model, _native(path))
     else:
+        state = model.state_dict()
         # np.savez writes exactly `path` because it already ends in .npz.
         np.savez(path, **state)
 
@@ -129,10 +131,19 @@ def load_weights(
         path = os.fsdecode(path)
     _require_file(path)
     before = os.stat(path)
-    if path.lower().endswith((_NPZ, _SAFETENSORS)):
-        result = model.load_state_dict(read_weights(path, key=key, strip_prefix=strip_prefix), strict=strict)
+    if path.lower().endswith(_NPZ):
+        _check_options(path, ".npz", key, strip_prefix)
+        with _npz.NpzArchive(path) as archive:
+            member = _strip({k: k for k in archive.headers}, strip_prefix, path)  # state-dict key -> member key
+            # Shapes are compared with the model's from the declared headers, before anything is inflated.
+            spec = {k: v.shape for k, v in model.state_dict_spec().items()}
+            _npz.check_shapes(path, {k: archive.headers[m] for k, m in member.items()}, spec, type(model).__name__)
+            state = {k: archive.read(m) for k, m in member.items()}
+        result = model.load_state_dict(state, strict=strict)
     else:
-        result = _core.load_weights(model, path, strict, key=key, strip_prefix=strip_prefix)
+        if path.lower().endswith(_SAFETENSORS):
+            _check_options(path, ".safetensors", key, strip_prefix)
+        result = _core.load_weights(model, _native(path), strict, key=key, strip_prefix=strip_prefix)
     # Remember the file (pickles then refer to it instead of carrying the weights; see models/_record.py).
     from pyflame_vision.models import _record
 

@@ -223,7 +223,7 @@ TEST(Safetensors, CorruptedHeaderBytesNeverCrash) {
 TEST(Safetensors, FileErrors) {
   EXPECT_TRUE(Contains(message_of<pfv::WeightsError>([] { pfv::read_safetensors("/nonexistent/dir/w.safetensors"); }),
                        "cannot open /nonexistent/dir/w.safetensors: No such file or directory"));
-  EXPECT_TRUE(Contains(message_of<pfv::WeightsError>([] { pfv::read_safetensors("/"); }), "cannot read /: Is a directory"));
+  EXPECT_TRUE(Contains(message_of<pfv::WeightsError>([] { pfv::read_safetensors("/"); }), "cannot read /: it is a directory"));
   const std::string path = temp_path("truncated.safetensors");
   write_file(path, image(kOneF32, std::string(4, '\0')));
   EXPECT_TRUE(Contains(message_of<pfv::WeightsError>([&] { pfv::read_safetensors(path); }),

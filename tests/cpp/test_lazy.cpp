@@ -21,6 +21,15 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+// The nothrow forms too (std::stable_sort's temporary buffer uses them): the
+// standard's defaults forward to the ones above, but a sanitizer runtime
+// replaces them with its own allocator, and its memory must not reach the
+// free() above (ASan reports that as an alloc-dealloc mismatch).
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  g_allocated.fetch_add(static_cast<long long>(n), std::memory_order_relaxed);
+  return std::malloc(n == 0 ? 1 : n);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 TEST(Lazy, BuildingWideResNet101AllocatesNoWeightMemory) {
   const long long before = g_allocated.load();
