@@ -12,8 +12,8 @@ bindings), which gives ``_rebuild(architecture, weights_state)``:
   to come from a weights enum member or a file (:mod:`pyflame_vision.models._record`), which the unpickling
   process opens itself (the enum's checkpoint from its download cache, downloading it if needed; the file only if
   its size and modification time are unchanged); otherwise ``{"kind": "safetensors", "data": bytes, "sha256",
-  "digest"}``, the state dict written by the ``safetensors`` package in memory (``sha256``: of the bytes, checked
-  when unpickling; ``digest``: of the tensors, the weights' identity, see :func:`state_digest`).
+  "digest"}``, the state dict as a ``.safetensors`` image written by the library's own writer (``sha256``: of the
+  bytes, checked when unpickling; ``digest``: of the tensors, the weights' identity, see :func:`state_digest`).
   :func:`inline_weights` forces the bytes (for a process that cannot open the file or the cache).
 
 Unpickling builds the same architecture and loads the same float32 values, so outputs are bit-identical to the
@@ -27,6 +27,7 @@ import contextlib
 import contextvars
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,9 +64,22 @@ def safetensors_bytes(model: Any) -> bytes:
 
 
 def _serialize(model: Any, state: dict[str, Any]) -> bytes:
-    from safetensors.numpy import save
+    # The library's own .safetensors writer (one reader and writer for every language); it writes files, so the
+    # image passes through a private temporary file.
+    with tempfile.TemporaryDirectory(prefix="pyflame_vision-pickle-") as d:
+        path = os.path.join(d, "weights.safetensors")
+        _core.save_safetensors(path, dict(state), {"format": "np", "model": str(model.name)})
+        with open(path, "rb") as f:
+            return f.read()
 
-    return save(dict(state), metadata={"format": "np", "model": str(model.name)})
+
+def _deserialize(data: bytes) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pyflame_vision-pickle-") as d:
+        path = os.path.join(d, "weights.safetensors")
+        with open(path, "wb") as f:
+            f.write(data)
+        # Copies: the reader's arrays share memory with the mapping of a file that is about to be removed.
+        return {k: np.array(v, copy=True) for k, v in _core.read_weights(path).items()}
 
 
 def weights_state(model: Any) -> dict[str, Any] | None:
@@ -91,7 +105,7 @@ def weights_state(model: Any) -> dict[str, Any] | None:
 
 def state_digest(state: dict[str, Any]) -> str:
     """SHA-256 of a state dict's names, dtypes, shapes and values, in order: identifies the weights themselves
-    (the ``.safetensors`` bytes cannot: the package writes its metadata in a varying order)."""
+    (the ``.safetensors`` bytes do not: other writers order the header and metadata differently)."""
     h = hashlib.sha256()
     for name, value in state.items():
         h.update(f"{name}|{value.dtype.str}|{list(value.shape)}|".encode())
@@ -144,9 +158,7 @@ def load_state(model: Any, state: dict[str, Any] | None) -> None:
         if digest != state["sha256"]:
             raise _core.WeightsError(f"unpickling {model.name}: the weights' bytes have SHA-256 {digest}, expected "
                                      f"{state['sha256']} (corrupted in transit?)")
-        from safetensors.numpy import load
-
-        model.load_state_dict(load(bytes(data)), strict=True)
+        model.load_state_dict(_deserialize(bytes(data)), strict=True)
     elif kind == "enum":
         from pyflame_vision.models._weights import get_weight
 
