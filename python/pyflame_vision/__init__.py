@@ -36,6 +36,21 @@ from pyflame_vision._sdk import SdkNotFoundError, get_cmake_dir, get_include
 from pyflame_vision.inference import Prediction, embed, load_image, predict, softmax, topk
 from pyflame_vision.io import load_weights, read_weights, save_weights
 
+
+def _model_predict(self, images, weights=None, **kwargs):
+    """``pyflame_vision.predict(self, images, weights, ...)``: top-k labels and probabilities per image."""
+    return predict(self, images, weights, **kwargs)
+
+
+def _model_embed(self, images, weights=None, **kwargs):
+    """``pyflame_vision.embed(self, images, weights, ...)``: one pooled feature vector per image."""
+    return embed(self, images, weights, **kwargs)
+
+
+# model.predict(...) / model.embed(...): the C++ Model class gets the Python pipeline as methods.
+models.Model.predict = _model_predict
+models.Model.embed = _model_embed
+
 __all__ = [
     "DTypeError",
     "IncompatibleKeys",

@@ -197,6 +197,10 @@ class Model(Module):
         On a float32 [N, C, H, W] NumPy array: runs the model and returns a float32 array.
         On a shape or TensorSpec: the output TensorSpec (shape inference only).
         """
+    def predict(self, images: typing.Any, weights: typing.Any = None, **kwargs: typing.Any) -> list[typing.Any]:
+        """pyflame_vision.predict(self, images, weights, ...): top-k labels and probabilities per image (added by the Python package)."""
+    def embed(self, images: typing.Any, weights: typing.Any = None, **kwargs: typing.Any) -> typing.Any:
+        """pyflame_vision.embed(self, images, weights, ...): one pooled feature vector per image (added by the Python package)."""
     def forward_features(self, input: typing.Any) -> typing.Any:
         """
         Intermediate features: ResNet -> [stem, layer1, layer2, layer3, layer4] (stem after the max-pool);

@@ -427,3 +427,18 @@ def test_progress_bar_on_a_terminal(trained, tmp_path):
     assert r.returncode == 1
     assert "img/s" in err and f"{name}:" in err and "/6 [" in err  # the bar: model, images done of 6, rate
     assert b"astronaut.jpg" in r.stdout
+
+
+def test_model_methods_are_the_functions(tmp_path):
+    # model.predict / model.embed are pyflame_vision.predict / embed bound to the model.
+    model = models.resnet18(num_classes=10)
+    model.init_weights(seed=3)
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (3, 40 + i, 50), dtype=np.uint8) for i in range(3)]
+    preset = ImageClassification(crop_size=32, resize_size=36)
+    by_method = model.predict(images, topk=3, transforms=preset, categories=[f"c{i}" for i in range(10)])
+    by_function = pyflame_vision.predict(model, images, topk=3, transforms=preset,
+                                         categories=[f"c{i}" for i in range(10)])
+    assert by_method == by_function and len(by_method) == 3 and len(by_method[0].indices) == 3
+    assert np.array_equal(model.embed(images, transforms=preset), pyflame_vision.embed(model, images,
+                                                                                       transforms=preset))
