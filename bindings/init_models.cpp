@@ -151,6 +151,12 @@ void init_models(py::module_& m) {
           py::arg("seed") = 0,
           "Fill every parameter and buffer with torchvision's initialisation scheme, reproducibly from `seed`.")
       .def_property_readonly("has_weights", &Model::has_weights, "True once every parameter and buffer has a value.")
+      .def("resident_weight_bytes", &Model::resident_weight_bytes,
+           "Bytes of parameters and buffers held as loaded. Compiling (the first forward for a shape) drops the\n"
+           "convolution and linear weights that their packed copies rebuild bit for bit; state_dict() rebuilds\n"
+           "them on demand. What stays: BatchNorm tensors, biases, Winograd layers' weights.")
+      .def("weight_correction_bytes", &Model::weight_correction_bytes,
+           "Bytes of the 2-bit rounding corrections that rebuilding the dropped weights needs.")
       .def(
           "state_dict",
           [](const Model& self) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "graph/executable.h"
+#include "graph/weight_store.h"
 #include "kernels/conv.h"
 #include "pyflame_vision/cpu.h"
 #include "pyflame_vision/error.h"
@@ -151,7 +152,7 @@ std::string no_weights_message(const std::string& model, const std::string& firs
 
 }  // namespace
 
-std::shared_ptr<const Model::WeightMap> Model::weights() const {
+std::shared_ptr<WeightStore> Model::weights() const {
   std::lock_guard<std::mutex> lock(mu_);
   return weights_;
 }
@@ -159,20 +160,30 @@ std::shared_ptr<const Model::WeightMap> Model::weights() const {
 void Model::require_weights() const {
   auto w = weights();
   for (const auto& p : state_dict_spec())
-    if (!w || !w->count(p.name)) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
+    if (!w || !w->has(p.name)) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
 }
 
 bool Model::has_weights() const {
   auto w = weights();
   if (!w) return false;
   for (const auto& p : state_dict_spec())
-    if (!w->count(p.name)) return false;
+    if (!w->has(p.name)) return false;
   return true;
+}
+
+int64_t Model::resident_weight_bytes() const {
+  auto w = weights();
+  return w ? w->resident_bytes() : 0;
+}
+
+int64_t Model::weight_correction_bytes() const {
+  auto w = weights();
+  return w ? w->derived_bytes() : 0;
 }
 
 void Model::init_weights(uint64_t seed) {
   Rng rng(seed);
-  auto map = std::make_shared<WeightMap>();
+  auto map = std::make_shared<std::unordered_map<std::string, Tensor>>();
   const bool eff_linear = efficientnet_linear_init();
   walk(*this, "", [&](const nn::Module& m, const std::string& prefix) {
     if (auto* conv = dynamic_cast<const nn::Conv2d*>(&m)) {
@@ -221,8 +232,10 @@ void Model::init_weights(uint64_t seed) {
     auto it = map->find(name);
     if (it != map->end()) std::fill(it->second.data_f32(), it->second.data_f32() + it->second.numel(), 0.0f);
   }
+  auto store = std::make_shared<WeightStore>();
+  for (auto& kv : *map) store->set(kv.first, std::move(kv.second));
   std::lock_guard<std::mutex> lock(mu_);
-  weights_ = std::move(map);
+  weights_ = std::move(store);
   cache_.clear();
   packs_.reset();
 }
@@ -231,9 +244,9 @@ std::vector<std::pair<std::string, Tensor>> Model::state_dict() const {
   auto w = weights();
   std::vector<std::pair<std::string, Tensor>> out;
   for (const auto& p : state_dict_spec()) {
-    auto it = w ? w->find(p.name) : WeightMap::const_iterator{};
-    if (!w || it == w->end()) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
-    out.emplace_back(p.name, it->second.clone());
+    Tensor t = w ? w->get_copy(p.name) : Tensor();
+    if (!t.defined()) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
+    out.emplace_back(p.name, std::move(t));
   }
   return out;
 }
@@ -320,8 +333,8 @@ LoadResult Model::load_state_dict_impl(const std::vector<std::pair<std::string, 
                        "\nThe model's previous weights are unchanged.");
 
   std::lock_guard<std::mutex> lock(mu_);
-  auto map = weights_ ? std::make_shared<WeightMap>(*weights_) : std::make_shared<WeightMap>();
-  for (auto& kv : accepted) (*map)[kv.first] = std::move(kv.second);
+  auto map = weights_ ? weights_->copy() : std::make_shared<WeightStore>();
+  for (auto& kv : accepted) map->set(kv.first, std::move(kv.second));
   weights_ = std::move(map);
   cache_.clear();
   packs_.reset();
