@@ -30,6 +30,36 @@ std::vector<bool> dilation_from_python(py::handle obj) {
 std::vector<int64_t> ints_from_python(py::handle obj, const char* what) {
   return shape_from_python(obj, what);  // same rules: ints only, checked range
 }
+
+// Format 1 of a pickled model's architecture; _pickle._rebuild reads it (keep the two in step).
+py::dict architecture_of(const Model& self) {
+  py::dict d;
+  d["format"] = 1;
+  d["name"] = self.name();
+  if (auto* r = dynamic_cast<const ResNet*>(&self)) {
+    d["family"] = "resnet";
+    d["block_type"] = r->block_type() == ResNetBlockType::BASIC ? "BASIC" : "BOTTLENECK";
+    d["layers"] = shape_to_python(r->layer_config());
+    d["num_classes"] = r->num_classes();
+    d["zero_init_residual"] = r->zero_init_residual();
+    d["groups"] = r->groups();
+    d["width_per_group"] = r->width_per_group();
+    py::list dil;
+    for (bool b : r->replace_stride_with_dilation()) dil.append(b);
+    d["replace_stride_with_dilation"] = dil;
+  } else if (auto* e = dynamic_cast<const EfficientNet*>(&self)) {
+    d["family"] = "efficientnet";
+    d["width_mult"] = e->width_mult();
+    d["depth_mult"] = e->depth_mult();
+    d["dropout"] = e->dropout();
+    d["num_classes"] = e->num_classes();
+    d["stochastic_depth_prob"] = e->stochastic_depth_prob();
+    d["resolution"] = e->resolution();
+  } else {
+    throw Unsupported("pickling " + self.type_name() + ": only ResNet and EfficientNet models can be pickled");
+  }
+  return d;
+}
 }  // namespace
 
 void init_models(py::module_& m) {
@@ -151,6 +181,10 @@ void init_models(py::module_& m) {
           py::arg("seed") = 0,
           "Fill every parameter and buffer with torchvision's initialisation scheme, reproducibly from `seed`.")
       .def_property_readonly("has_weights", &Model::has_weights, "True once every parameter and buffer has a value.")
+      .def_property_readonly("weights_version", &Model::weights_version,
+                             "0 until the model first gets weights, then a new value (unique in the process) after "
+                             "every\ninit_weights and successful load_state_dict / load_weights: identifies the "
+                             "current weights.")
       .def("resident_weight_bytes", &Model::resident_weight_bytes,
            "Bytes of parameters and buffers held as loaded. Compiling (the first forward for a shape) drops the\n"
            "convolution and linear weights that their packed copies rebuild bit for bit; state_dict() rebuilds\n"
@@ -230,6 +264,21 @@ void init_models(py::module_& m) {
           py::arg("input_shape") = py::none(),
           "Per-layer table (output shape, parameters, MACs) with totals, at the model's native resolution by "
           "default. Runs nothing.")
+      .def("_architecture", &architecture_of,
+           "The architecture as a dict of plain values (family, name, the constructor's options, num_classes: 0\n"
+           "once the head is removed): what a pickle records, enough to build the same module tree again.")
+      // Pickling: the architecture (above) plus the weights' state from pyflame_vision.models._pickle (a
+      // reference to the weights enum member or file they came from, or their .safetensors bytes), rebuilt by
+      // _pickle._rebuild. The weights' provenance is recorded in Python (models/_record.py), hence the call out.
+      .def(
+          "__reduce__",
+          [](py::object self) {
+            py::module_ p = py::module_::import("pyflame_vision.models._pickle");
+            return py::make_tuple(p.attr("_rebuild"),
+                                  py::make_tuple(self.attr("_architecture")(), p.attr("weights_state")(self)));
+          },
+          "Pickle support: architecture + weights (a reference when known, else .safetensors bytes); see\n"
+          "pyflame_vision.models.inline_weights.")
       .def("num_features", &Model::num_features, "Channels of the features that feed the classifier.")
       .def_property_readonly("name", &Model::name, "Registry name, e.g. 'resnet50'.")
       .def("_set_name", &Model::set_name, py::arg("name"))

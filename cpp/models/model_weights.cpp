@@ -1,5 +1,6 @@
 // Model weights (init, state dict) and running (compile cache, forward).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -150,7 +151,15 @@ std::string no_weights_message(const std::string& model, const std::string& firs
          "(a torchvision state dict works as is: {k: v.numpy() for k, v in tv_model.state_dict().items()})";
 }
 
+// Process-wide, so that a version never identifies the weights of two different models.
+std::atomic<uint64_t> g_weights_version{0};
+
 }  // namespace
+
+uint64_t Model::weights_version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return weights_version_;
+}
 
 std::shared_ptr<WeightStore> Model::weights() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -236,6 +245,7 @@ void Model::init_weights(uint64_t seed) {
   for (auto& kv : *map) store->set(kv.first, std::move(kv.second));
   std::lock_guard<std::mutex> lock(mu_);
   weights_ = std::move(store);
+  weights_version_ = ++g_weights_version;
   cache_.clear();
   packs_.reset();
 }
@@ -336,6 +346,7 @@ LoadResult Model::load_state_dict_impl(const std::vector<std::pair<std::string, 
   auto map = weights_ ? weights_->copy() : std::make_shared<WeightStore>();
   for (auto& kv : accepted) map->set(kv.first, std::move(kv.second));
   weights_ = std::move(map);
+  weights_version_ = ++g_weights_version;
   cache_.clear();
   packs_.reset();
   return r;

@@ -182,6 +182,16 @@ class Model(Module):
     """
     def __call__(self, input: typing.Any) -> typing.Any:
         ...
+    def __reduce__(self) -> tuple:
+        """
+        Pickle support: architecture + weights (a reference when known, else .safetensors bytes); see
+        pyflame_vision.models.inline_weights.
+        """
+    def _architecture(self) -> dict:
+        """
+        The architecture as a dict of plain values (family, name, the constructor's options, num_classes: 0
+        once the head is removed): what a pickle records, enough to build the same module tree again.
+        """
     def _set_name(self, name: str) -> None:
         ...
     def eval(self) -> typing.Any:
@@ -258,6 +268,12 @@ class Model(Module):
     def name(self) -> str:
         """
         Registry name, e.g. 'resnet50'.
+        """
+    @property
+    def weights_version(self) -> int:
+        """
+        0 until the model first gets weights, then a new value (unique in the process) after every
+        init_weights and successful load_state_dict / load_weights: identifies the current weights.
         """
 class ResNetBlockType:
     """

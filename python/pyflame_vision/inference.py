@@ -2,7 +2,7 @@
 
 >>> import pyflame_vision, pyflame_vision.models as models
 >>> model = models.resnet50(weights="IMAGENET1K_V2")          # or load_weights(model, "resnet50.pth")
->>> [p] = pyflame_vision.predict(model, ["cat.jpg"], weights="IMAGENET1K_V2", topk=3)
+>>> [p] = pyflame_vision.predict(model, ["cat.jpg"], topk=3)   # the preset and names of the weights loaded
 >>> p.labels, p.indices, p.probabilities                        # doctest: +SKIP
 (['tabby', 'tiger cat', 'Egyptian cat'], [281, 282, 285], [0.61, 0.21, 0.09])
 
@@ -124,8 +124,9 @@ def find_images(paths: Iterable[Any]) -> list[str]:
 
 def resolve_weights(model: Any, weights: Any) -> Any:
     """The weights member for ``model``: a member (``ResNet50_Weights.IMAGENET1K_V2``), its name
-    (``"IMAGENET1K_V2"``, ``"DEFAULT"``, ``"ResNet50_Weights.IMAGENET1K_V2"``), or None for the model's
-    ``DEFAULT`` (None if the model has no weights enum)."""
+    (``"IMAGENET1K_V2"``, ``"DEFAULT"``, ``"ResNet50_Weights.IMAGENET1K_V2"``), or None for the member the model's
+    weights were loaded from (``models.resnet50(weights="IMAGENET1K_V1")``: ``IMAGENET1K_V1``; see
+    ``models.weights_source``), else the model's ``DEFAULT`` (None if the model has no weights enum)."""
     from pyflame_vision import models
 
     name = getattr(model, "name", model)
@@ -136,6 +137,11 @@ def resolve_weights(model: Any, weights: Any) -> Any:
             return None
         raise
     if weights is None:
+        source = models.weights_source(model) if isinstance(model, models.Model) else None
+        if isinstance(source, models.EnumSource):
+            member = source.member()
+            if isinstance(member, enum):
+                return member
         return enum.DEFAULT
     if isinstance(weights, str) and "." in weights and not weights.startswith(enum.__name__ + "."):
         raise ValueError(f"weights {weights!r} are not {name}'s; expected a member of {enum.__name__} "
@@ -166,8 +172,10 @@ def _ensure_weights(model: Any, member: Any, progress: bool) -> None:
         raise WeightsError(f"{model.name} has no weights: build it with weights= (models.{model.name}"
                            f"(weights='DEFAULT')), load a file (pyflame_vision.load_weights), or pass weights= here")
     from pyflame_vision.io import load_weights
+    from pyflame_vision.models import _record
 
     load_weights(model, member.get_checkpoint(progress=progress, check_hash=True))
+    _record.note(model, _record.EnumSource(f"{type(member).__name__}.{member._name_}"))  # as weights= does
 
 
 # ------------------------------------------------------------------------------------------------ batches
@@ -237,9 +245,10 @@ def predict(model: Any, images: Any, weights: Any = None, *, topk: int = 5, batc
     """Classifies images: one :class:`Prediction` (the ``topk`` classes with labels and probabilities) per image.
 
     ``images``: a path, PIL image or array ``[C, H, W]``, or a sequence of them (an array ``[N, C, H, W]`` is N
-    images). ``weights`` (a member of the model's weights enum or its name; default: the model's ``DEFAULT``)
-    supplies the preset (``weights.transforms()``) and the category names, and is loaded if the model has no
-    weights yet (from the download cache; see :mod:`pyflame_vision.hub`). ``transforms`` and ``categories``
+    images). ``weights`` (a member of the model's weights enum or its name; default: the member the model's
+    weights were loaded from by ``weights=``, else the model's ``DEFAULT``) supplies the preset
+    (``weights.transforms()``) and the category names, and is loaded if the model has no weights yet (from the
+    download cache; see :mod:`pyflame_vision.hub`). ``transforms`` and ``categories``
     override them (labels are ``"class N"`` when no names are known). ``on_error(position, exception)``, if
     given, is told about images that cannot be read or preprocessed, which are then skipped (their entry in the
     result is None); without it the first error is raised. ``progress`` shows a tqdm bar (images/s).

@@ -118,7 +118,9 @@ def load_weights(
     Reads what :func:`read_weights` reads (same ``key`` and ``strip_prefix``). A PyTorch checkpoint
     (or a ``.safetensors`` file with another name) goes straight from the file into the model in
     C++: the model takes over the tensors read, so loading ResNet-50 needs well under twice its
-    weights' size. Returns IncompatibleKeys(missing_keys, unexpected_keys). Raises
+    weights' size. When no key of the model was missing, the model remembers the file (path, size, modification
+    time: ``pyflame_vision.models.weights_source(model)``), so that pickling it refers to the file instead of
+    carrying the weights. Returns IncompatibleKeys(missing_keys, unexpected_keys). Raises
     FileNotFoundError, WeightsError if the file is malformed or unsafe or does not fit the model (the
     model's weights are then unchanged).
     """
@@ -126,6 +128,13 @@ def load_weights(
     if not isinstance(path, str):
         path = os.fsdecode(path)
     _require_file(path)
+    before = os.stat(path)
     if path.lower().endswith((_NPZ, _SAFETENSORS)):
-        return model.load_state_dict(read_weights(path, key=key, strip_prefix=strip_prefix), strict=strict)
-    return _core.load_weights(model, path, strict, key=key, strip_prefix=strip_prefix)
+        result = model.load_state_dict(read_weights(path, key=key, strip_prefix=strip_prefix), strict=strict)
+    else:
+        result = _core.load_weights(model, path, strict, key=key, strip_prefix=strip_prefix)
+    # Remember the file (pickles then refer to it instead of carrying the weights; see models/_record.py).
+    from pyflame_vision.models import _record
+
+    _record.note_file(model, path, before, result.missing_keys, key, strip_prefix)
+    return result

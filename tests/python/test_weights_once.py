@@ -217,3 +217,19 @@ def test_state_dict_while_other_threads_compile():
         t.join()
     assert errors == []
     assert_bit_identical(m.state_dict(), sd)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0"])
+def test_pickling_after_compiling_carries_the_loaded_values(name):
+    """A pickle (inline .safetensors bytes: the weights came from load_state_dict) is written from the rebuilt
+    values: the copy holds the same bits and computes the same outputs."""
+    import pickle
+
+    sd = randomised_state(name, 9, awkward=True)
+    m = loaded(name, sd)
+    x = inputs((2, 3, 64, 64))
+    out = m(x)
+    assert m.resident_weight_bytes() < sum(v.nbytes for v in sd.values())
+    copy = pickle.loads(pickle.dumps(m))
+    assert_bit_identical(copy.state_dict(), sd)
+    np.testing.assert_array_equal(copy(x), out)

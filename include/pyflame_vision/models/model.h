@@ -156,6 +156,13 @@ class Model : public nn::Module {
   /// an unspecified state, on success and on error (the model's previous
   /// weights still stay on error).
   LoadResult load_state_dict(std::vector<std::pair<std::string, Tensor>>&& state, bool strict = true);
+  /// Identifies the model's current weights: 0 until weights are first set, then
+  /// a new value, unique in the process, after every init_weights and every
+  /// successful load_state_dict (and so load_weights); a failed load and the
+  /// structural calls (remove_head, set_name) leave it unchanged. Lets a caller
+  /// remember where the weights came from (a file, a weights enum) and know
+  /// whether that is still true. Thread-safe.
+  uint64_t weights_version() const;
 
   // ---------------------------------------------------------------- running
   /// Runs the model on a float32 [N, C, H, W] input; returns a new tensor the
@@ -227,6 +234,7 @@ class Model : public nn::Module {
   // Replaced as a whole by init_weights and load_state_dict; inside, compiling
   // turns resident weights into derived ones (the store has its own lock).
   std::shared_ptr<WeightStore> weights_;
+  uint64_t weights_version_ = 0;  // guarded by mu_; see weights_version()
   struct CacheEntry {
     std::shared_ptr<const Executable> exe;
     // Compiled from this graph snapshot and these weights (held, so that a

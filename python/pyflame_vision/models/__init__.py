@@ -20,7 +20,9 @@ from typing import Any, Callable, Optional
 
 from pyflame_vision import _core
 from pyflame_vision._core import EfficientNet, Model, ResNet, ResNetBlockType
-from pyflame_vision.models import _weights
+from pyflame_vision.models import _record, _weights
+from pyflame_vision.models._pickle import inline_weights
+from pyflame_vision.models._record import EnumSource, FileSource, weights_source
 from pyflame_vision.models._weights import Weights, WeightsEnum, get_model_weights, get_weight
 
 globals().update(_weights.ENUMS)  # ResNet50_Weights, ..., EfficientNet_B4_Weights
@@ -28,6 +30,8 @@ globals().update(_weights.ENUMS)  # ResNet50_Weights, ..., EfficientNet_B4_Weigh
 __all__ = [  # noqa: PLE0604 - the factories' and enums' names come from the tables
     *sorted(_weights.ENUMS),
     "EfficientNet",
+    "EnumSource",
+    "FileSource",
     "Model",
     "ResNet",
     "ResNetBlockType",
@@ -36,7 +40,9 @@ __all__ = [  # noqa: PLE0604 - the factories' and enums' names come from the tab
     "get_model",
     "get_model_weights",
     "get_weight",
+    "inline_weights",
     "list_models",
+    "weights_source",
     *(row["name"] for row in _core.factories.model_table()),
 ]
 
@@ -60,6 +66,7 @@ def _load_pretrained(model: Model, weights: WeightsEnum, progress: bool) -> None
     from pyflame_vision.io import load_weights
 
     load_weights(model, weights.get_checkpoint(progress=progress, check_hash=True))
+    _record.note(model, _record.EnumSource(f"{type(weights).__name__}.{weights._name_}"))
 
 
 def _check_kwargs(name: str, kwargs: dict[str, Any], allowed: set) -> None:
