@@ -22,33 +22,25 @@ float from_bits(uint32_t b) {
 
 }  // namespace
 
-// W' unpacked, divided by the scale in double and rounded to float; then
-// each element moved by its correction (-1, 0 or +1 in the float's bit
-// pattern, 2 bits per element; none when all are 0).
+// W' unpacked and divided by the scale (multiplied by its reciprocal in
+// double, rounded to float: within one float step of W, since W' was
+// rounded once from W * scale); then each element moved by its correction
+// (-1, 0 or +1 in the float's bit pattern, 2 bits per element; none when
+// all are 0). fit() checks the result with the same apply_codes() that
+// rebuild() uses.
 class WeightStore::Derived {
  public:
   Derived(TensorSpec spec, std::shared_ptr<const kernels::PackedWeights> packed, std::vector<double> scale)
-      : spec_(std::move(spec)), packed_(std::move(packed)), scale_(std::move(scale)) {}
-
-  /// Without corrections; approx() of the contract in the header.
-  Tensor approx() const {
-    Tensor t{spec_};
-    float* w = t.data_f32();
-    packed_->unpack(w);
-    if (!scale_.empty()) {
-      const size_t n = static_cast<size_t>(t.numel()), per = n / scale_.size();
-      for (size_t o = 0; o < scale_.size(); ++o)
-        for (size_t i = o * per; i < (o + 1) * per; ++i)
-          w[i] = static_cast<float>(static_cast<double>(w[i]) / scale_[o]);
-    }
-    return t;
+      : spec_(std::move(spec)), packed_(std::move(packed)), inv_scale_(scale.size()) {
+    for (size_t o = 0; o < scale.size(); ++o) inv_scale_[o] = 1.0 / scale[o];
   }
 
-  /// Computes the corrections that turn approx() into `want`; false if some
-  /// element is further than one float step away.
+  /// Computes the corrections that turn the unscaled weights into `want`;
+  /// false if some element is further than one float step away or the
+  /// result is not `want` bit for bit.
   bool fit(const Tensor& want) {
-    const Tensor a = approx();
-    const float* x = a.data_f32();
+    Tensor a = approx();
+    float* x = a.data_f32();
     const float* y = want.data_f32();
     const size_t n = static_cast<size_t>(want.numel());
     std::vector<uint8_t> codes((n + 3) / 4, 0);
@@ -62,19 +54,13 @@ class WeightStore::Derived {
       }
     }
     if (any) codes_ = std::move(codes);
-    return true;
+    apply_codes(x, n);
+    return std::memcmp(x, y, n * sizeof(float)) == 0;
   }
 
   Tensor rebuild() const {
     Tensor t = approx();
-    if (!codes_.empty()) {
-      float* w = t.data_f32();
-      const size_t n = static_cast<size_t>(t.numel());
-      for (size_t i = 0; i < n; ++i) {
-        const unsigned c = (codes_[i / 4] >> (2 * (i % 4))) & 3u;
-        if (c != 0) w[i] = from_bits(bits_of(w[i]) + (c == 1 ? 1u : 0xFFFFFFFFu));
-      }
-    }
+    apply_codes(t.data_f32(), static_cast<size_t>(t.numel()));
     return t;
   }
 
@@ -82,9 +68,31 @@ class WeightStore::Derived {
   const void* packed_id() const { return packed_->id(); }
 
  private:
+  Tensor approx() const {
+    Tensor t{spec_};
+    float* w = t.data_f32();
+    packed_->unpack(w);
+    if (!inv_scale_.empty()) {
+      const size_t n = static_cast<size_t>(t.numel()), per = n / inv_scale_.size();
+      for (size_t o = 0; o < inv_scale_.size(); ++o) {
+        const double r = inv_scale_[o];
+        for (size_t i = o * per; i < (o + 1) * per; ++i) w[i] = static_cast<float>(static_cast<double>(w[i]) * r);
+      }
+    }
+    return t;
+  }
+
+  void apply_codes(float* w, size_t n) const {
+    if (codes_.empty()) return;
+    for (size_t i = 0; i < n; ++i) {
+      const unsigned c = (codes_[i / 4] >> (2 * (i % 4))) & 3u;
+      if (c != 0) w[i] = from_bits(bits_of(w[i]) + (c == 1 ? 1u : 0xFFFFFFFFu));
+    }
+  }
+
   TensorSpec spec_;
   std::shared_ptr<const kernels::PackedWeights> packed_;
-  std::vector<double> scale_;
+  std::vector<double> inv_scale_;
   std::vector<uint8_t> codes_;
 };
 
@@ -155,8 +163,6 @@ bool WeightStore::derive(const std::string& key, std::shared_ptr<const kernels::
   if (!scale.empty() && (want.numel() % static_cast<int64_t>(scale.size())) != 0) return false;
   auto d = std::make_shared<Derived>(want.spec(), std::move(packed), scale);
   if (!d->fit(want)) return false;
-  const Tensor back = d->rebuild();
-  if (std::memcmp(back.raw_data(), want.raw_data(), static_cast<size_t>(want.nbytes())) != 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = map_.find(key);
   // Another thread may have replaced the value meanwhile: derive only what was checked.

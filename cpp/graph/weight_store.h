@@ -5,7 +5,7 @@
 // (every implementation but Winograd), the compile passes hand the store a
 // rebuilder instead (derive()): the packed weights (shared with the
 // kernel), the BatchNorm scale that was folded into them, and, where
-// dividing the scale back out rounds to the neighbouring float, a 2-bit
+// unscaling lands on the neighbouring float, a 2-bit
 // correction per element. derive() rebuilds the tensor at once and keeps
 // the rebuilder only if the result equals the resident tensor bit for bit;
 // then it drops the resident copy. get() returns the resident tensor or a
