@@ -68,6 +68,11 @@ GemmPlan::Grid GemmPlan::grid(size_t M) const {
   }
   gr.m_tasks = ceil_div(M, gr.mc);
   gr.n_tasks = ceil_div(nblocks, gr.nbt);
+  // Bytes re-read: the input (M rows of ks * kc) once per column task, or the
+  // packed weights (nblocks * block) once per row task.
+  const double a_bytes = static_cast<double>(M) * static_cast<double>(ks * kc) * static_cast<double>(gr.n_tasks);
+  const double b_bytes = static_cast<double>(nblocks * block) * static_cast<double>(gr.m_tasks);
+  gr.n_inner = gr.n_tasks > 1 && a_bytes > b_bytes;
   return gr;
 }
 

@@ -16,6 +16,15 @@
 namespace pyflame_vision {
 namespace kernels {
 
+/// A hint to bring p's cache line in (no effect on results).
+inline void prefetch(const void* p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p, 1);
+#else
+  (void)p;
+#endif
+}
+
 struct GemmPlan {
   const char* ukernel_name = nullptr;
   igemm_ukernel_fn ukernel = nullptr;
@@ -41,6 +50,10 @@ struct GemmPlan {
 
   struct Grid {
     size_t mc, nbt, m_tasks, n_tasks;
+    // Task order: column blocks vary faster than row blocks (each row block's
+    // input is read once, the weights m_tasks times) or slower (the weights
+    // once, the input n_tasks times): whichever re-reads fewer bytes.
+    bool n_inner;
     size_t tasks() const { return m_tasks * n_tasks; }
   };
   /// The tile grid for M rows: a function of the shape only, never of the
@@ -59,12 +72,15 @@ struct GemmPlan {
            size_t scratch_floats = 0) const {
     if (M == 0) return;
     const Grid gr = grid(M);
-    const size_t per_group = gr.tasks();
     auto task = [&](size_t idx) {
-      const size_t g = idx / per_group;
-      const size_t rem = idx % per_group;
-      const size_t nt = rem / gr.m_tasks;
-      const size_t mt = rem % gr.m_tasks;
+      // Groups vary fastest: consecutive tasks (on every thread) read the
+      // same input rows, each its own group's channels, while those rows are
+      // in cache. Group-major order streamed the whole input once per group
+      // (from DRAM at batch 8: 2.4x slower on ResNeXt's strided 3x3).
+      const size_t g = idx % groups;
+      const size_t rest = idx / groups;
+      const size_t mt = gr.n_inner ? rest / gr.n_tasks : rest % gr.m_tasks;
+      const size_t nt = gr.n_inner ? rest % gr.n_tasks : rest / gr.m_tasks;
       const size_t m_begin = mt * gr.mc;
       const size_t m_end = std::min(M, m_begin + gr.mc);
       const size_t j_begin = nt * gr.nbt;
@@ -87,12 +103,20 @@ struct GemmPlan {
           const size_t col = g * n_pg + j * nr;
           const size_t nc = std::min(nr, n_pg - j * nr);
           const float* rj = res != nullptr ? res + m0 * ldc + col : nullptr;
-          ukernel(mrows, nc, kc, ks, ptrs, a_off, packed.get() + (g * nblocks + j) * block, out + m0 * ldc + col, ldc,
-                  rj, ldc, act);
+          // The tile's output lines, requested before its reduction: they
+          // arrive while it runs, so the epilogue's stores do not wait for
+          // them (+2-3% on ResNeXt-50 at batch 8, AVX2; prefetching the
+          // residual lines as well measured no further gain).
+          float* oj = out + m0 * ldc + col;
+          for (size_t i = 0; i < mrows; ++i) {
+            prefetch(oj + i * ldc);
+            prefetch(oj + i * ldc + nc - 1);
+          }
+          ukernel(mrows, nc, kc, ks, ptrs, a_off, packed.get() + (g * nblocks + j) * block, oj, ldc, rj, ldc, act);
         }
       }
     };
-    detail::parallel_for(groups * per_group, detail::TaskFn(task));
+    detail::parallel_for(groups * gr.tasks(), detail::TaskFn(task));
   }
 };
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../../cpp/kernels/microkernels.h"
 #include "pyflame_vision/error.h"
 #include "test_helpers.h"
 #include "test_kernels_util.h"
@@ -148,6 +149,37 @@ TEST_P(ConvImpls, OneRowGemvEqualsTheGemmRow) {
   c1.run(x.data(), o1.data(), nullptr);
   c3.run(x.data(), o3.data(), nullptr);
   EXPECT_TRUE(bitwise_equal(o1, o3.data())) << c1.description();
+}
+
+// A 1x1 convolution whose rows leave one past the last full tile (49 = 8 * 6
+// + 1 at 7x7) runs that row as a GEMV (+ residual and activation by vadd):
+// bit-identical to the same row inside a full tile, with and without a
+// residual, for every epilogue and partial column panels.
+TEST_P(ConvImpls, RowPastTheLastTileEqualsTheTileRow) {
+  const Isa isa = GetParam();
+  const int64_t mr = static_cast<int64_t>(kern::ukernels_for(isa).igemm.mr);
+  Rng rng(9);
+  for (const int64_t cin : {int64_t{37}, int64_t{130}})
+    for (const int64_t cout : {int64_t{96}, int64_t{37}})
+      for (const Epilogue e : {Epilogue::none, Epilogue::relu, Epilogue::silu, Epilogue::sigmoid})
+        for (const bool with_res : {false, true}) {
+          // M = mr + 1 rows (one past the first tile) and M = 2 * mr rows (full tiles),
+          // the first mr + 1 input rows the same.
+          const ConvShape tail = conv_shape(1, 1, mr + 1, cin, cout, 1, 1);
+          const ConvShape full = conv_shape(1, 1, 2 * mr, cin, cout, 1, 1);
+          std::vector<float> w(static_cast<size_t>(cin * cout)), b(static_cast<size_t>(cout));
+          std::vector<float> x(static_cast<size_t>(2 * mr * cin)), r(static_cast<size_t>(2 * mr * cout));
+          for (auto& v : w) v = rng.sym();
+          for (auto& v : b) v = rng.sym();
+          for (auto& v : x) v = rng.sym();
+          for (auto& v : r) v = rng.sym();
+          const kern::Conv2dKernel kt(tail, w.data(), b.data(), e, isa), kf(full, w.data(), b.data(), e, isa);
+          std::vector<float> ot(static_cast<size_t>((mr + 1) * cout)), of(static_cast<size_t>(2 * mr * cout));
+          kt.run(x.data(), ot.data(), with_res ? r.data() : nullptr);
+          kf.run(x.data(), of.data(), with_res ? r.data() : nullptr);
+          EXPECT_TRUE(bitwise_equal(ot, of.data()))
+              << kt.description() << " cin=" << cin << " cout=" << cout << " residual=" << with_res;
+        }
 }
 
 TEST(ConvImplList, ReferenceIsLastAndAlwaysApplies) {
