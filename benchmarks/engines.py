@@ -235,7 +235,70 @@ class OnnxRuntime(Engine):
                 f"exported by torch.onnx, {getattr(self, 'exporter', 'dynamo')} exporter)")
 
 
+def openvino_config(threads: int) -> dict[str, str]:
+    """OpenVINO CPU settings: float32 arithmetic (no bf16/f16 downcast), latency mode, one stream, `threads` threads."""
+    return {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
+            "INFERENCE_NUM_THREADS": str(threads)}
+
+
+def openvino_compile(path: str, threads: int, batch: int) -> Any:
+    """The ONNX file `path` compiled by OpenVINO for the CPU with a static input [batch, 3, H, W].
+
+    The exported file has a dynamic batch; OpenVINO's CPU plugin plans memory and picks kernels for static
+    shapes, so each batch size gets its own compiled model (as OpenVINO's documentation recommends).
+    """
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(path)
+    dims = list(model.input(0).get_partial_shape())
+    if len(dims) != 4 or not all(d.is_static for d in dims[1:]):
+        raise EngineUnavailable(f"OpenVINO: expected an input [batch, C, H, W] with static C, H, W, got {dims}")
+    model.reshape({model.input(0).get_any_name(): ov.PartialShape([batch] + [d.get_length() for d in dims[1:]])})
+    return core.compile_model(model, "CPU", openvino_config(threads))
+
+
+class OpenVino(Engine):
+    key, label = "ov", "OpenVINO"
+    needs = ("torch", "torchvision", "onnx", "openvino")
+
+    def load(self, bm: BenchModel) -> None:
+        try:
+            self.path, self.exporter = export_onnx(bm)
+        except Exception as e:
+            raise EngineUnavailable(f"torch.onnx.export failed: {type(e).__name__}: {e}".splitlines()[0]) from e
+        self.threads = 1
+        self.compiled: dict[int, Any] = {}
+
+    def set_threads(self, threads: int) -> None:
+        self.compiled = {}  # free the old compiled models first
+        self.threads = threads
+
+    def _request(self, batch: int) -> Any:
+        req = self.compiled.get(batch)
+        if req is None:
+            req = openvino_compile(self.path, self.threads, batch).create_infer_request()
+            self.compiled[batch] = req
+        return req
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        req = self._request(x.shape[0])
+        req.infer({0: x}, share_inputs=True)
+        return req.get_output_tensor(0).data.copy()
+
+    def unload(self) -> None:
+        self.compiled = {}
+
+    def describe(self) -> str:
+        import openvino
+
+        cfg = ", ".join(f"{k}={v}" for k, v in openvino_config(1).items() if k != "INFERENCE_NUM_THREADS")
+        return (f"OpenVINO {openvino.get_version()} (CPU plugin; {cfg}, INFERENCE_NUM_THREADS = the thread count; "
+                f"the ONNX file ORT runs, reshaped to a static batch)")
+
+
 ENGINES: dict[str, Callable[[], Engine]] = {
     "ours": Ours, "torch": TorchEager, "torch_cl": TorchChannelsLast, "jit": TorchJitFrozen, "ort": OnnxRuntime,
+    "ov": OpenVino,
 }
-PEERS = ["torch", "torch_cl", "jit", "ort"]
+PEERS = ["torch", "torch_cl", "jit", "ort", "ov"]

@@ -1,4 +1,4 @@
-"""pyflame_vision against PyTorch eager, TorchScript frozen and ONNX Runtime: one run.
+"""pyflame_vision against PyTorch eager, TorchScript frozen, ONNX Runtime and OpenVINO: one run.
 
     python -m benchmarks                 # all 14 models, batch 1 and 8, 1 and 2 threads (~40 min here)
     python -m benchmarks --quick         # resnet50 + efficientnet_b0, fewer repeats (< 5 min here)
@@ -350,7 +350,7 @@ def _run_model(name, args, engines, active, status, peaks, have_torch, result, l
                 f"{k} {row['engines'][k]['median_ms']:.1f} ms" for k in args.engines if k in times))
     if not args.no_memory:
         wfile = weights_file(bm)
-        onnx = getattr(engines.get("ort"), "path", None) if model_status.get("ort") == "ok" else None
+        onnx = next((getattr(engines[k], "path", None) for k in ("ort", "ov") if model_status.get(k) == "ok"), None)
         mb, mt = max(args.batch), max(args.threads)
         for k in args.engines:
             if model_status[k] != "ok":

@@ -76,6 +76,15 @@ def _worker(args: argparse.Namespace) -> dict:
 
         def run(a):
             return session.run(None, {name: a})[0]
+    elif args.engine == "ov":
+        from .engines import openvino_compile
+
+        base = _maxrss_mib()
+        request = openvino_compile(args.onnx, args.threads, args.batch).create_infer_request()
+
+        def run(a):
+            request.infer({0: a}, share_inputs=True)
+            return request.get_output_tensor(0).data.copy()
     else:
         raise SystemExit(f"unknown engine {args.engine!r}")
     for _ in range(2):

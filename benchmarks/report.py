@@ -6,7 +6,15 @@ import os
 
 from .engines import PEERS
 
-SHORT = {"ours": "ours", "torch": "torch eager", "torch_cl": "torch CL", "jit": "jit frozen", "ort": "ORT"}
+SHORT = {"ours": "ours", "torch": "torch eager", "torch_cl": "torch CL", "jit": "jit frozen", "ort": "ORT",
+         "ov": "OpenVINO"}
+
+# The bar of issue 13 (Performance III), checked by goals() for every model of a run.
+BAR_ORT = 1.10            # ours at least 1.10x ONNX Runtime on every cell ...
+BAR_ORT_EFFICIENTNET = 1.30   # ... and 1.30x on every EfficientNet cell
+BAR_OV_RESNET = 1.00      # level with OpenVINO on every ResNet-family cell
+BAR_SCALING = {8: 1.8, 1: 1.5}   # 2 threads over 1 thread, by batch
+BAR_PEAK_RESNET50 = 90.0  # % of the FMA peak by executed multiplies, resnet50 batch 8
 
 
 def _cell(r: dict | None) -> str:
@@ -15,6 +23,71 @@ def _cell(r: dict | None) -> str:
     if "median_ms" not in r:
         return r.get("status", "missing")
     return f"{r['median_ms']:.1f}"
+
+
+def _row(res: dict, model: str, threads: int, batch: int) -> dict | None:
+    return next((r for r in res["rows"] if r["model"] == model and r["threads"] == threads and r["batch"] == batch),
+                None)
+
+
+def goals(res: dict) -> list[dict]:
+    """Every check of the issue's bar that this run can answer: one dict per check with the model, what was
+    checked, the measured value, the bar and whether it was met (None where a peer did not run)."""
+    out: list[dict] = []
+    models = list(dict.fromkeys(r["model"] for r in res["rows"]))
+    for m in models:
+        eff = m.startswith("efficientnet")
+        resnet_family = not eff
+        for row in [r for r in res["rows"] if r["model"] == m]:
+            cell = f"{row['threads']}T b{row['batch']}"
+            for k, bar in (("ort", BAR_ORT_EFFICIENTNET if eff else BAR_ORT),
+                           ("ov", BAR_OV_RESNET if resnet_family else None)):
+                if bar is None or k not in res["engines"]:
+                    continue
+                ratio = row["engines"].get(k, {}).get("ours_over_peer_throughput")
+                out.append({"model": m, "check": f"{cell} vs {SHORT[k]}", "value": ratio, "bar": bar,
+                            "met": None if ratio is None else ratio >= bar})
+        for b, bar in sorted(BAR_SCALING.items(), reverse=True):
+            r1, r2 = _row(res, m, 1, b), _row(res, m, 2, b)
+            if r1 and r2:
+                v = r1["engines"]["ours"]["median_ms"] / r2["engines"]["ours"]["median_ms"]
+                out.append({"model": m, "check": f"b{b} 2T / 1T speed-up", "value": v, "bar": bar, "met": v >= bar})
+        if m == "resnet50":
+            for t in sorted({r["threads"] for r in res["rows"]}):
+                r8 = _row(res, m, t, 8)
+                if r8:
+                    v = r8["engines"]["ours"]["pct_peak"]
+                    out.append({"model": m, "check": f"{t}T b8 % of FMA peak (executed)", "value": v,
+                                "bar": BAR_PEAK_RESNET50, "met": v >= BAR_PEAK_RESNET50})
+        mem = {r["engine"]: r.get("peak_rss_mib") for r in res.get("memory", []) if r["model"] == m}
+        if mem.get("ours") is not None and "ort" in mem:
+            ort = mem["ort"]
+            out.append({"model": m, "check": "peak RSS ours / ORT", "value": None if ort is None else mem["ours"] / ort,
+                        "bar": 1.0, "met": None if ort is None else mem["ours"] <= ort, "lower_is_better": True})
+    return out
+
+
+def goals_section(res: dict) -> list[str]:
+    """The Markdown lines of the bar's checks (empty when the run answers none)."""
+    checks = goals(res)
+    if not checks:
+        return []
+    missed = [c for c in checks if c["met"] is False]
+    out = ["", "## The bar (issue 13)", "",
+           f"At least {BAR_ORT:.2f}x ONNX Runtime on every cell ({BAR_ORT_EFFICIENTNET:.2f}x on EfficientNet), "
+           f"level with OpenVINO on every ResNet-family cell, 2 threads at least {BAR_SCALING[8]}x one thread "
+           f"at batch 8 and {BAR_SCALING[1]}x at batch 1, resnet50 batch 8 at {BAR_PEAK_RESNET50:.0f}% of "
+           f"the FMA peak, peak RSS at or below ONNX Runtime's. {len(checks) - len(missed)} of {len(checks)} "
+           f"checks met; misses in **bold**.", "",
+           "| model | check | value | bar | met |", "|---|---|---|---|---|"]
+    for c in checks:
+        v = "-" if c["value"] is None else f"{c['value']:.2f}"
+        met = "n/a" if c["met"] is None else ("yes" if c["met"] else "**no**")
+        if c["met"] is False:
+            v = f"**{v}**"
+        bar = f"<= {c['bar']:.2f}" if c.get("lower_is_better") else f">= {c['bar']:.2f}"
+        out.append(f"| {c['model']} | {c['check']} | {v} | {bar} | {met} |")
+    return out
 
 
 def markdown(res: dict) -> str:
@@ -104,6 +177,7 @@ def markdown(res: dict) -> str:
                 else:
                     cells.append(r.get("status") or r.get("error", "?"))
             out.append(f"| {mname} | " + " | ".join(cells) + " |")
+    out += goals_section(res)
     kern = res.get("kernels")
     if kern:
         out += ["", f"## Kernels ({kern['isa']}, median of {kern['repeats']} samples, batch 1)", "",

@@ -177,6 +177,12 @@ void init_models(py::module_& m) {
                              "0 until the model first gets weights, then a new value (unique in the process) after "
                              "every\ninit_weights and successful load_state_dict / load_weights: identifies the "
                              "current weights.")
+      .def("resident_weight_bytes", &Model::resident_weight_bytes,
+           "Bytes of parameters and buffers held as loaded. Compiling (the first forward for a shape) drops the\n"
+           "convolution and linear weights that their packed copies rebuild bit for bit; state_dict() rebuilds\n"
+           "them on demand. What stays: BatchNorm tensors, biases, Winograd layers' weights.")
+      .def("weight_correction_bytes", &Model::weight_correction_bytes,
+           "Bytes of the 2-bit rounding corrections that rebuilding the dropped weights needs.")
       .def(
           "state_dict",
           [](const Model& self) {

@@ -22,7 +22,7 @@ bool env_flag(const char* name) {
 
 }  // namespace
 
-Executable::Executable(const Graph& graph, const WeightMap& weights, const TensorSpec& input, bool features, Isa isa,
+Executable::Executable(const Graph& graph, WeightStore& weights, const TensorSpec& input, bool features, Isa isa,
                        kernels::PackCache& packs)
     : input_(input), isa_(isa) {
   Program p = passes::lower(graph, input, features);

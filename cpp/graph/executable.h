@@ -22,9 +22,11 @@ class Executable {
   /// `features`: return the graph's taps (forward_features) instead of its
   /// output. `packs`: packed weights shared with the executables of other
   /// input shapes of the same graph and weights (layers that choose the same
-  /// implementation there reuse them). Throws WeightsError if a needed weight
-  /// is missing, Unsupported for a layer configuration the engine cannot run.
-  Executable(const Graph& graph, const WeightMap& weights, const TensorSpec& input, bool features, Isa isa,
+  /// implementation there reuse them). Weights it packs reversibly become
+  /// derived in `weights` (see WeightStore). Throws WeightsError if a needed
+  /// weight is missing, Unsupported for a layer configuration the engine
+  /// cannot run.
+  Executable(const Graph& graph, WeightStore& weights, const TensorSpec& input, bool features, Isa isa,
              kernels::PackCache& packs);
   ~Executable();
   Executable(const Executable&) = delete;

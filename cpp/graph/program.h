@@ -12,8 +12,9 @@
 //                    convolution join its epilogue (passes/fuse_epilogue.cpp)
 //   select_kernels   one kernel per operator; for convolutions the first
 //                    entry of the ordered implementation list that applies,
-//                    with packed weights shared through a PackCache
-//                    (passes/select_kernels.cpp)
+//                    with packed weights shared through a PackCache; weights
+//                    packed reversibly leave the WeightStore's resident set
+//                    (passes/select_kernels.cpp, graph/weight_store.h)
 //   plan_memory      one arena; buffers with disjoint lifetimes share it
 //                    (memory_plan.cpp)
 #pragma once
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "graph/step.h"
+#include "graph/weight_store.h"
 #include "kernels/conv.h"
 #include "pyflame_vision/cpu.h"
 #include "pyflame_vision/graph.h"
@@ -63,16 +65,16 @@ struct Program {
   std::vector<int> outputs;   // value ids (resolved)
 };
 
-using WeightMap = std::unordered_map<std::string, Tensor>;
-
 namespace passes {
 
 Program lower(const Graph& graph, const TensorSpec& input, bool features);
 void fold_batchnorm(Program& p);
 void fuse_epilogues(Program& p);
 /// One step per operator of `p`, in order. Throws WeightsError for a missing
-/// weight, Unsupported for a configuration the engine cannot run.
-std::vector<std::unique_ptr<Step>> select_kernels(const Program& p, const WeightMap& weights, Isa isa,
+/// weight, Unsupported for a configuration the engine cannot run. Every
+/// convolution and linear weight a kernel has packed reversibly is handed to
+/// `weights` as derived (WeightStore::derive), so that the model holds it once.
+std::vector<std::unique_ptr<Step>> select_kernels(const Program& p, WeightStore& weights, Isa isa,
                                                   kernels::PackCache& packs);
 
 /// For each value, the ops reading it (outputs count as a reader that cannot be fused).

@@ -187,6 +187,27 @@ void Conv2dKernel::run(const float* in, float* out, const float* residual) const
   impl_->impl->run(impl_->shape, in, out, residual, ukernel_act(impl_->epilogue));
 }
 
+namespace {
+class ConvPacked final : public PackedWeights {
+ public:
+  ConvPacked(std::shared_ptr<const ConvImpl> impl, const ConvShape& s) : impl_(std::move(impl)), s_(s) {}
+  size_t size() const override {
+    return static_cast<size_t>(s_.out_c * (s_.in_c / s_.groups) * s_.kernel_h * s_.kernel_w);
+  }
+  void unpack(float* weight) const override { impl_->unpack(s_, weight); }
+  const void* id() const override { return impl_.get(); }
+
+ private:
+  std::shared_ptr<const ConvImpl> impl_;
+  ConvShape s_;
+};
+}  // namespace
+
+std::shared_ptr<const PackedWeights> Conv2dKernel::packed_weights() const {
+  if (!impl_->impl->unpacks()) return nullptr;
+  return std::make_shared<ConvPacked>(impl_->impl, impl_->shape);
+}
+
 std::vector<std::string> conv_impl_names() {
   std::vector<std::string> names;
   for (const auto& e : conv_impls()) names.emplace_back(e.name);

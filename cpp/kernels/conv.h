@@ -52,6 +52,23 @@ struct ConvShape {
 class ConvImpl;
 struct ConvImplEntry;
 
+/// Packed weights that give back, bit for bit, the weights they were packed
+/// from (the kernel's packing is a permutation of them, zero padding aside).
+/// Holds the packed data alive; unpack() is const and thread-safe.
+class PackedWeights {
+ public:
+  virtual ~PackedWeights() = default;
+  /// Floats unpack() writes.
+  virtual size_t size() const = 0;
+  /// Writes the weights in torch's layout: a convolution's [out_c,
+  /// in_c/groups, kh, kw] (as given to the kernel, BatchNorm folded in),
+  /// a Linear's [out_features, in_features].
+  virtual void unpack(float* weight) const = 0;
+  /// The packed data's identity: equal for objects that share it (a
+  /// PackCache hit), so that a holder can tell a new packing from the one it has.
+  virtual const void* id() const = 0;
+};
+
 /// Packed weights by key (layer, implementation, tier), so that the kernels
 /// of several input shapes of one model share them when they choose the same
 /// implementation. Thread-safe.
@@ -119,6 +136,9 @@ class Conv2dKernel {
   /// Multiply-adds the implementation executes for this shape (direct
   /// convolution's count, fewer for Winograd).
   int64_t macs_executed() const;
+  /// The packed weights, sharing them, if the chosen implementation can give
+  /// back the weights it packed exactly (every one but Winograd); else null.
+  std::shared_ptr<const PackedWeights> packed_weights() const;
 
  private:
   Conv2dKernel() = default;
@@ -148,6 +168,8 @@ class LinearKernel {
   /// x: [rows, in_features] dense; y: [rows, out_features] dense, not aliasing x.
   void run(const float* x, int64_t rows, float* y) const;
   std::string description() const;
+  /// The packed weights (shared), which give back [out_features, in_features] exactly.
+  std::shared_ptr<const PackedWeights> packed_weights() const;
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 #include "kernels/conv_impls.h"
 
 #include <sstream>
+#include <stdexcept>
 
 namespace pyflame_vision {
 namespace kernels {
@@ -10,6 +11,10 @@ int64_t direct_macs(const ConvShape& s) {
 }
 
 int64_t ConvImpl::macs_executed(const ConvShape& s) const { return direct_macs(s); }
+
+void ConvImpl::unpack(const ConvShape&, float*) const {
+  throw std::logic_error("ConvImpl::unpack: this implementation's packing is not a permutation");
+}
 
 std::string geometry(const ConvShape& s) {
   std::ostringstream os;

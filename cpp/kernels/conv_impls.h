@@ -36,6 +36,12 @@ class ConvImpl {
   virtual std::string describe(const ConvShape& s) const = 0;
   /// Multiply-adds executed for `s`; the direct convolution's count by default.
   virtual int64_t macs_executed(const ConvShape& s) const;
+  /// Whether its packing is a permutation of the weights (zero padding
+  /// aside), so that unpack() gives them back; false for Winograd.
+  virtual bool unpacks() const { return false; }
+  /// Writes the weights it packed back in torch's layout ([out_c, in_c/groups,
+  /// kh, kw], bit for bit). Only called when unpacks().
+  virtual void unpack(const ConvShape& s, float* weight) const;
 };
 
 /// Multiply-adds of the direct convolution.

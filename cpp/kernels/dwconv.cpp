@@ -69,6 +69,13 @@ class Dwconv final : public ConvImpl {
   }
 
   std::string describe(const ConvShape& s) const override { return "dwconv " + geometry(s) + " " + uk_.dwconv.name; }
+  bool unpacks() const override { return true; }
+  void unpack(const ConvShape&, float* weight) const override {
+    for (size_t c = 0; c < channels_; ++c) {
+      const float* src = packed_.get() + (c / cb_) * cb_ * (ks_ + 1) + c % cb_;
+      for (size_t t = 0; t < ks_; ++t) weight[c * ks_ + t] = src[cb_ * (t + 1)];
+    }
+  }
 
  private:
   const UkernelSet& uk_;

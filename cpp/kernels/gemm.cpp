@@ -24,6 +24,21 @@ void GemmPlan::pack(const float* weight, const float* bias) {
   }
 }
 
+void GemmPlan::unpack(float* weight, size_t pkc, size_t pks) const {
+  for (size_t g = 0; g < groups; ++g) {
+    for (size_t j = 0; j < nblocks; ++j) {
+      const float* src = packed.get() + (g * nblocks + j) * block;
+      const size_t ncols = std::min(nr, n_pg - j * nr);
+      for (size_t r = 0; r < ncols; ++r) {
+        float* dst = weight + (g * n_pg + j * nr + r) * pkc * pks;
+        for (size_t k = 0; k < pkc; ++k) {
+          for (size_t t = 0; t < pks; ++t) dst[k * pks + t] = src[nr + (t * pkc + k) * nr + r];
+        }
+      }
+    }
+  }
+}
+
 void GemmPlan::run_row(const float* x, float* y, int act) const {
   constexpr size_t kPanels = 4;  // the gemv microkernel's width
   const size_t tasks = ceil_div(nblocks, kPanels);

@@ -44,6 +44,9 @@ struct GemmPlan {
   /// Packs `weight` ([groups * n_pg][kc][ks], torch's OIHW with HW flattened)
   /// and `bias` ([groups * n_pg] or null).
   void pack(const float* weight, const float* bias);
+  /// The inverse of pack() for the weights: writes them back in pack()'s
+  /// input layout, for the kc and ks that pack() saw (`kc`, `ks` here).
+  void unpack(float* weight, size_t kc, size_t ks) const;
 
   struct Grid {
     size_t mc, nbt, m_tasks, n_tasks;

@@ -78,6 +78,10 @@ class Gemm1x1 final : public ConvImpl {
     const bool row = s.batch * s.out_h * s.out_w == 1 && p_.gemv != nullptr;
     return std::string("gemm 1x1 ") + p_.ukernel_name + (row ? " (one row: gemv)" : "");
   }
+  bool unpacks() const override { return true; }
+  void unpack(const ConvShape&, float* weight) const override {
+    p_.unpack(weight, p_.kc, p_.ks);
+  }
 
  private:
   GemmPlan p_;
@@ -113,6 +117,10 @@ class Igemm final : public ConvImpl {
     if (s.groups == 1) return "igemm " + geometry(s) + " " + p_.ukernel_name;
     return "grouped igemm g=" + std::to_string(s.groups) + " " + geometry(s) + " " + p_.ukernel_name +
            (groups_per_tile_ > 1 ? " (" + std::to_string(groups_per_tile_) + " groups per tile)" : "");
+  }
+  bool unpacks() const override { return true; }
+  void unpack(const ConvShape&, float* weight) const override {
+    p_.unpack(weight, p_.kc, p_.ks);
   }
 
  private:
@@ -171,6 +179,10 @@ class IgemmRows final : public ConvImpl {
   }
   std::string describe(const ConvShape& s) const override {
     return "igemm " + geometry(s) + " row-merged " + p_.ukernel_name;
+  }
+  bool unpacks() const override { return true; }
+  void unpack(const ConvShape& s, float* weight) const override {  // packed as [KH][KW][C][NR] before merging
+    p_.unpack(weight, static_cast<size_t>(s.in_c), static_cast<size_t>(s.kernel_h * s.kernel_w));
   }
 
  private:

@@ -82,6 +82,23 @@ std::string LinearKernel::description() const {
   return std::string("gemm linear ") + impl_->gemm->ukernel_name + row + epilogue_suffix(impl_->epilogue);
 }
 
+namespace {
+class LinearPacked final : public PackedWeights {
+ public:
+  explicit LinearPacked(std::shared_ptr<const GemmPlan> p) : p_(std::move(p)) {}
+  size_t size() const override { return p_->kc * p_->n_pg; }
+  void unpack(float* weight) const override { p_->unpack(weight, p_->kc, 1); }
+  const void* id() const override { return p_.get(); }
+
+ private:
+  std::shared_ptr<const GemmPlan> p_;
+};
+}  // namespace
+
+std::shared_ptr<const PackedWeights> LinearKernel::packed_weights() const {
+  return std::make_shared<LinearPacked>(impl_->gemm);
+}
+
 void LinearKernel::run(const float* x, int64_t rows, float* y) const {
   if (rows < 0) throw InvalidArgument("[linear] expected rows >= 0, got " + std::to_string(rows));
   if (rows == 0) return;

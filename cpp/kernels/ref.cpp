@@ -3,6 +3,7 @@
 // applicable; the tests run it against the float64 reference like every
 // other entry. Reductions run in the same order as the implicit GEMM's
 // (taps, then input channels), one output element per iteration.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -59,6 +60,10 @@ class RefConv final : public ConvImpl {
   }
 
   std::string describe(const ConvShape& s) const override { return "reference " + geometry(s) + " (scalar loops)"; }
+  bool unpacks() const override { return true; }
+  void unpack(const ConvShape&, float* weight) const override {
+    std::copy(weight_.begin(), weight_.end(), weight);
+  }
 
  private:
   std::vector<float> weight_, bias_;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "graph/executable.h"
+#include "graph/weight_store.h"
 #include "io/io_util.h"
 #include "kernels/conv.h"
 #include "pyflame_vision/cpu.h"
@@ -165,7 +166,7 @@ uint64_t Model::weights_version() const {
   return weights_version_;
 }
 
-std::shared_ptr<const Model::WeightMap> Model::weights() const {
+std::shared_ptr<WeightStore> Model::weights() const {
   std::lock_guard<std::mutex> lock(mu_);
   return weights_;
 }
@@ -173,20 +174,30 @@ std::shared_ptr<const Model::WeightMap> Model::weights() const {
 void Model::require_weights() const {
   auto w = weights();
   for (const auto& p : state_dict_spec())
-    if (!w || !w->count(p.name)) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
+    if (!w || !w->has(p.name)) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
 }
 
 bool Model::has_weights() const {
   auto w = weights();
   if (!w) return false;
   for (const auto& p : state_dict_spec())
-    if (!w->count(p.name)) return false;
+    if (!w->has(p.name)) return false;
   return true;
+}
+
+int64_t Model::resident_weight_bytes() const {
+  auto w = weights();
+  return w ? w->resident_bytes() : 0;
+}
+
+int64_t Model::weight_correction_bytes() const {
+  auto w = weights();
+  return w ? w->derived_bytes() : 0;
 }
 
 void Model::init_weights(uint64_t seed) {
   Rng rng(seed);
-  auto map = std::make_shared<WeightMap>();
+  auto map = std::make_shared<std::unordered_map<std::string, Tensor>>();
   const bool eff_linear = efficientnet_linear_init();
   walk(*this, "", [&](const nn::Module& m, const std::string& prefix) {
     if (auto* conv = dynamic_cast<const nn::Conv2d*>(&m)) {
@@ -235,8 +246,10 @@ void Model::init_weights(uint64_t seed) {
     auto it = map->find(name);
     if (it != map->end()) std::fill(it->second.data_f32(), it->second.data_f32() + it->second.numel(), 0.0f);
   }
+  auto store = std::make_shared<WeightStore>();
+  for (auto& kv : *map) store->set(kv.first, std::move(kv.second));
   std::lock_guard<std::mutex> lock(mu_);
-  weights_ = std::move(map);
+  weights_ = std::move(store);
   weights_version_ = ++g_weights_version;
   cache_.clear();
   packs_.reset();
@@ -246,9 +259,9 @@ std::vector<std::pair<std::string, Tensor>> Model::state_dict() const {
   auto w = weights();
   std::vector<std::pair<std::string, Tensor>> out;
   for (const auto& p : state_dict_spec()) {
-    auto it = w ? w->find(p.name) : WeightMap::const_iterator{};
-    if (!w || it == w->end()) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
-    out.emplace_back(p.name, it->second.clone());
+    Tensor t = w ? w->get_copy(p.name) : Tensor();
+    if (!t.defined()) throw WeightsError(no_weights_message(name().empty() ? type_name() : name(), p.name));
+    out.emplace_back(p.name, std::move(t));
   }
   return out;
 }
@@ -335,8 +348,8 @@ LoadResult Model::load_state_dict_impl(const std::vector<std::pair<std::string, 
                        "\nThe model's previous weights are unchanged.");
 
   std::lock_guard<std::mutex> lock(mu_);
-  auto map = weights_ ? std::make_shared<WeightMap>(*weights_) : std::make_shared<WeightMap>();
-  for (auto& kv : accepted) (*map)[kv.first] = std::move(kv.second);
+  auto map = weights_ ? weights_->copy() : std::make_shared<WeightStore>();
+  for (auto& kv : accepted) map->set(kv.first, std::move(kv.second));
   weights_ = std::move(map);
   weights_version_ = ++g_weights_version;
   cache_.clear();

@@ -236,6 +236,12 @@ class Model(Module):
         """
         Channels of the features that feed the classifier.
         """
+    def resident_weight_bytes(self) -> int:
+        """
+        Bytes of parameters and buffers held as loaded. Compiling (the first forward for a shape) drops the
+        convolution and linear weights that their packed copies rebuild bit for bit; state_dict() rebuilds
+        them on demand. What stays: BatchNorm tensors, biases, Winograd layers' weights.
+        """
     def state_dict(self) -> typing.Any:
         """
         Parameters and buffers as NumPy arrays (copies) under torchvision's keys, in torch's order.
@@ -247,6 +253,10 @@ class Model(Module):
     def train(self, mode: bool = True) -> typing.Any:
         """
         torch's train(mode): train(False) is eval(); train(True) raises UnsupportedError.
+        """
+    def weight_correction_bytes(self) -> int:
+        """
+        Bytes of the 2-bit rounding corrections that rebuilding the dropped weights needs.
         """
     @property
     def default_input_shape(self) -> list:

@@ -4,7 +4,10 @@
 // selection trace; and selection per input size (no compile history).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -190,6 +193,70 @@ TEST(ConvImplList, ReferenceIsLastAndAlwaysApplies) {
       [&] { kern::Conv2dKernel::with_impl("nope", s, w.data(), nullptr, Epilogue::none, Isa::scalar); });
   EXPECT_TRUE(Contains(m, "no implementation called 'nope'")) << m;
   EXPECT_TRUE(Contains(m, "winograd_2x2_3x3")) << m;
+}
+
+// Weights held once (cpp/graph/weight_store.h) rely on every packing but
+// Winograd's being a permutation that unpack() inverts bit for bit. Every
+// entry of the list is checked on every shape it accepts, with values that a
+// conversion would alter (-0, NaN payloads, infinities, subnormals): an entry
+// whose packed layout changes without its unpack() fails here, and a new
+// entry that does not unpack must be added to the list below on purpose.
+std::vector<float> awkward_weights(size_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> w(n);
+  for (auto& v : w) v = rng.sym();
+  const uint32_t specials[] = {0x80000000u, 0x7FC01234u, 0xFFA00001u, 0x7F800000u, 0xFF800000u, 0x00000001u,
+                               0x807FFFFFu, 0x3F800001u};
+  for (size_t i = 0; i < n; i += 7) std::memcpy(&w[i], &specials[(i / 7) % 8], 4);
+  return w;
+}
+
+TEST_P(ConvImpls, EveryPermutingEntryUnpacksItsWeightsBitForBit) {
+  const Isa isa = GetParam();
+  const std::vector<std::string> not_unpacking = {"winograd_2x2_3x3"};  // transformed, not permuted
+  std::map<std::string, int> checked;
+  uint64_t seed = 500;
+  for (const ConvShape& s : shapes()) {
+    for (const std::string& name : kern::conv_impl_names()) {
+      const std::vector<float> w = awkward_weights(static_cast<size_t>(w_elems(s)), seed++);
+      std::vector<float> b(static_cast<size_t>(s.out_c), 0.25f);
+      std::optional<kern::Conv2dKernel> k;
+      try {
+        k.emplace(kern::Conv2dKernel::with_impl(name, s, w.data(), b.data(), Epilogue::relu, isa));
+      } catch (const pfv::InvalidArgument&) {
+        continue;  // does not apply to this shape
+      }
+      auto packed = k->packed_weights();
+      if (std::find(not_unpacking.begin(), not_unpacking.end(), name) != not_unpacking.end()) {
+        EXPECT_EQ(packed, nullptr) << name;
+        continue;
+      }
+      ASSERT_NE(packed, nullptr) << name << ": every entry but " << not_unpacking[0] << " must unpack";
+      ASSERT_EQ(packed->size(), w.size()) << name;
+      std::vector<float> back(w.size(), 1.0f);
+      packed->unpack(back.data());
+      EXPECT_EQ(std::memcmp(back.data(), w.data(), w.size() * 4), 0)
+          << name << " [" << pfv::isa_name(isa) << "] " << str(s) << ": " << k->description();
+      ++checked[name];
+    }
+  }
+  for (const std::string& name : kern::conv_impl_names()) {
+    if (std::find(not_unpacking.begin(), not_unpacking.end(), name) != not_unpacking.end()) continue;
+    if (isa == Isa::scalar && name == "igemm_grouped") continue;  // no multi-group tiles on scalar
+    EXPECT_GT(checked[name], 0) << name << " was never checked on " << pfv::isa_name(isa);
+  }
+  // Linear: the classifier's packed panels, with widths that leave partial panels.
+  for (const auto& io : std::vector<std::pair<int64_t, int64_t>>{{130, 1000}, {7, 5}, {64, 16}, {1280, 10}}) {
+    const std::vector<float> w = awkward_weights(static_cast<size_t>(io.first * io.second), seed++);
+    const kern::LinearKernel lk(io.first, io.second, w.data(), nullptr, Epilogue::none, isa);
+    auto packed = lk.packed_weights();
+    ASSERT_NE(packed, nullptr);
+    ASSERT_EQ(packed->size(), w.size());
+    std::vector<float> back(w.size(), 1.0f);
+    packed->unpack(back.data());
+    EXPECT_EQ(std::memcmp(back.data(), w.data(), w.size() * 4), 0)
+        << "linear " << io.first << "->" << io.second << " [" << pfv::isa_name(isa) << "]";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiers, ConvImpls, ::testing::ValuesIn(all_tiers()), IsaName());

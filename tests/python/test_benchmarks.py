@@ -2,7 +2,7 @@
 failure paths. Nothing here asserts a timing: speed is reported by the suite itself.
 
 PYFLAME_VISION_REQUIRE_PEERS=1 (set by CI) requires every peer engine (PyTorch
-eager NCHW and channels_last, TorchScript frozen, ONNX Runtime) to be installed
+eager NCHW and channels_last, TorchScript frozen, ONNX Runtime, OpenVINO) to be installed
 and to have run; otherwise a missing peer must be reported as missing.
 """
 
@@ -19,10 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_PEERS = os.environ.get("PYFLAME_VISION_REQUIRE_PEERS") == "1"
-PEERS = ["torch", "torch_cl", "jit", "ort"]
+PEERS = ["torch", "torch_cl", "jit", "ort", "ov"]
 
 sys.path.insert(0, str(ROOT))
-from benchmarks import harness, kernels  # noqa: E402
+from benchmarks import harness, kernels, report  # noqa: E402
 
 
 def _run(args: list[str], env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -115,6 +115,7 @@ def test_quick_mode_writes_markdown_and_plots(quick):
     md = (out / "results.md").read_text()
     assert "| model | size | threads | batch | ours ms" in md
     assert md.count("| resnet50 | 224 |") == 4 and "Peak resident memory" in md and "### GEMM" in md
+    assert "## The bar (issue 13)" in md and "| resnet50 | 1T b8 vs ORT |" in md and "OpenVINO ms" in md
     assert md in p.stdout
     for name in ("latency.png", "gflops.png"):
         data = (out / name).read_bytes()
@@ -137,6 +138,60 @@ def test_missing_peer_is_reported_not_dropped(tmp_path):
     assert res["rows"][0]["engines"]["ort"] == {"status": "missing"}
     md = (out / "results.md").read_text()
     assert "**missing**" in md and "| missing |" in md
+
+
+def test_missing_openvino_is_reported_not_dropped(tmp_path):
+    """An OpenVINO that cannot be imported shows up as missing, like any other peer."""
+    stub = tmp_path / "stub" / "openvino"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('blocked by test_benchmarks')\n")
+    out = tmp_path / "out"
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "stub"), os.environ.get("PYTHONPATH", "")])}
+    p = _run(["--models", "efficientnet_b0", "--batch", "1", "--threads", "1", "--runs", "1", "--warmup", "0",
+              "--no-memory", "--no-kernels", "--no-plots", "--engines", "ours", "ov", "--out", str(out)], env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["engines"]["ov"]["status"] == "missing"
+    assert "openvino" in res["engines"]["ov"]["reason"]
+    assert res["rows"][0]["engines"]["ov"] == {"status": "missing"}
+
+
+def _synthetic(ours_ms: dict, ort_ms: dict, ov_ms: dict, rss: dict) -> dict:
+    rows = []
+    for (model, t, b), o in ours_ms.items():
+        eng = {"ours": {"median_ms": o, "pct_peak": 95.0 if t == 1 else 85.0}}
+        for k, peer in (("ort", ort_ms), ("ov", ov_ms)):
+            eng[k] = {"median_ms": peer[(model, t, b)], "ours_over_peer_throughput": peer[(model, t, b)] / o}
+        rows.append({"model": model, "threads": t, "batch": b, "engines": eng})
+    memory = [{"engine": e, "model": m, "peak_rss_mib": v} for (e, m), v in rss.items()]
+    return {"rows": rows, "memory": memory, "engines": {"ours": {}, "ort": {}, "ov": {}}}
+
+
+def test_goals_check_every_bar_and_flag_misses():
+    cells = [(m, t, b) for m in ("resnet50", "efficientnet_b0") for t in (1, 2) for b in (1, 8)]
+    ours = {c: 10.0 / (1.9 if c[1] == 2 else 1.0) for c in cells}
+    ours[("efficientnet_b0", 2, 1)] = 10.0 / 1.4                    # scales 1.4x at batch 1: a miss
+    ort = {c: ours[c] * (1.35 if c[0].startswith("eff") else 1.2) for c in cells}
+    ort[("efficientnet_b0", 1, 8)] = ours[("efficientnet_b0", 1, 8)] * 1.25   # below 1.30: a miss
+    ov = {c: ours[c] * 1.05 for c in cells}
+    ov[("resnet50", 2, 8)] = ours[("resnet50", 2, 8)] * 0.97       # behind OpenVINO: a miss
+    rss = {("ours", "resnet50"): 300.0, ("ort", "resnet50"): 310.0, ("ov", "resnet50"): 400.0,
+           ("ours", "efficientnet_b0"): 150.0, ("ort", "efficientnet_b0"): 140.0}   # above ORT: a miss
+    checks = report.goals(_synthetic(ours, ort, ov, rss))
+    by = {(c["model"], c["check"]): c for c in checks}
+    missed = sorted(k for k, c in by.items() if c["met"] is False)
+    assert missed == [("efficientnet_b0", "1T b8 vs ORT"), ("efficientnet_b0", "b1 2T / 1T speed-up"),
+                      ("efficientnet_b0", "peak RSS ours / ORT"), ("resnet50", "2T b8 % of FMA peak (executed)"),
+                      ("resnet50", "2T b8 vs OpenVINO")]
+    # OpenVINO is a bar for the ResNet family only; every cell is checked against ORT.
+    assert ("efficientnet_b0", "1T b1 vs OpenVINO") not in by and ("resnet50", "1T b1 vs OpenVINO") in by
+    assert len([k for k in by if k[1].endswith("vs ORT")]) == 8
+    assert by[("resnet50", "1T b8 % of FMA peak (executed)")]["met"] is True
+    assert by[("resnet50", "b8 2T / 1T speed-up")]["value"] == pytest.approx(1.9)
+    md = "\n".join(report.goals_section(_synthetic(ours, ort, ov, rss)))
+    assert f"{len(checks) - 5} of {len(checks)} checks met" in md
+    assert "| efficientnet_b0 | 1T b8 vs ORT | **1.25** | >= 1.30 | **no** |" in md
+    assert "| resnet50 | peak RSS ours / ORT | 0.97 | <= 1.00 | yes |" in md
 
 
 def test_compare_fails_on_mismatch():

@@ -18,13 +18,15 @@ namespace {
 
 using kernels::Epilogue;
 
-const Tensor& weight(const WeightMap& weights, const Node& n, const char* name) {
-  const std::string key = n.path.empty() ? std::string(name) : n.path + "." + name;
-  auto it = weights.find(key);
-  if (it == weights.end() || !it->second.defined())
+std::string key_of(const Node& n, const char* name) { return n.path.empty() ? std::string(name) : n.path + "." + name; }
+
+Tensor weight(const WeightStore& weights, const Node& n, const char* name) {
+  const std::string key = key_of(n, name);
+  Tensor t = weights.get(key);
+  if (!t.defined())
     throw WeightsError("the model has no value for '" + key +
                        "': call init_weights(seed) or load_state_dict() / load_weights() first");
-  return it->second;
+  return t;
 }
 
 // BatchNorm as y = x * scale + shift, in double: scale = g / sqrt(v + eps),
@@ -32,13 +34,15 @@ const Tensor& weight(const WeightMap& weights, const Node& n, const char* name) 
 struct ScaleShift {
   std::vector<double> scale, shift;
 };
-ScaleShift batchnorm_scale_shift(const WeightMap& weights, const Node& bn) {
+ScaleShift batchnorm_scale_shift(const WeightStore& weights, const Node& bn) {
   const auto& layer = static_cast<const nn::BatchNorm2d&>(*bn.layer);
   const int64_t c = layer.num_features();
-  const float* g = weight(weights, bn, "weight").data_f32();
-  const float* beta = weight(weights, bn, "bias").data_f32();
-  const float* mean = weight(weights, bn, "running_mean").data_f32();
-  const float* var = weight(weights, bn, "running_var").data_f32();
+  const Tensor tg = weight(weights, bn, "weight"), tb = weight(weights, bn, "bias");
+  const Tensor tm = weight(weights, bn, "running_mean"), tv = weight(weights, bn, "running_var");
+  const float* g = tg.data_f32();
+  const float* beta = tb.data_f32();
+  const float* mean = tm.data_f32();
+  const float* var = tv.data_f32();
   ScaleShift s;
   for (int64_t i = 0; i < c; ++i) {
     const double sc = static_cast<double>(g[i]) / std::sqrt(static_cast<double>(var[i]) + layer.eps());
@@ -65,7 +69,7 @@ struct CallStep final : Step {
   void run(const float* const* in, float* out) const override { fn(in, out); }
 };
 
-std::unique_ptr<Step> conv_step(const Program& p, const Op& op, const WeightMap& weights, Isa isa,
+std::unique_ptr<Step> conv_step(const Program& p, const Op& op, WeightStore& weights, Isa isa,
                                 kernels::PackCache& packs) {
   const auto& o = static_cast<const nn::Conv2d&>(*op.node->layer).options();
   const Value& in = p.values[static_cast<size_t>(op.inputs[0])];
@@ -83,13 +87,15 @@ std::unique_ptr<Step> conv_step(const Program& p, const Op& op, const WeightMap&
   const Node* bn = op.bn;
   auto source = [&]() {
     kernels::ConvWeights w;
-    const Tensor& wt = weight(weights, node, "weight");
-    w.weight.assign(wt.data_f32(), wt.data_f32() + wt.numel());
+    {
+      const Tensor wt = weight(weights, node, "weight");
+      w.weight.assign(wt.data_f32(), wt.data_f32() + wt.numel());
+    }
     if (!o.bias_ && bn == nullptr) return w;
     w.bias.assign(static_cast<size_t>(o.out_channels_), 0.0f);
     if (o.bias_) {
-      const float* b = weight(weights, node, "bias").data_f32();
-      std::copy(b, b + o.out_channels_, w.bias.begin());
+      const Tensor tb = weight(weights, node, "bias");
+      std::copy(tb.data_f32(), tb.data_f32() + o.out_channels_, w.bias.begin());
     }
     if (bn != nullptr) {
       // W' = W * scale, b' = b * scale + shift.
@@ -108,21 +114,30 @@ std::unique_ptr<Step> conv_step(const Program& p, const Op& op, const WeightMap&
   s->algo = s->k->description();
   s->why = s->k->why();
   s->macs = s->k->macs_executed();
+  // Weights once: the packed copy (W * the folded BatchNorm scale) gives the
+  // weight back, so the store drops its resident copy where it rebuilds exactly.
+  if (auto packed = s->k->packed_weights())
+    weights.derive(key_of(node, "weight"), std::move(packed),
+                   bn != nullptr ? batchnorm_scale_shift(weights, *bn).scale : std::vector<double>());
   return s;
 }
 
-std::unique_ptr<Step> linear_step(const Program& p, const Op& op, const WeightMap& weights, Isa isa,
+std::unique_ptr<Step> linear_step(const Program& p, const Op& op, WeightStore& weights, Isa isa,
                                   kernels::PackCache& packs) {
   const auto& lin = static_cast<const nn::Linear&>(*op.node->layer);
   const Node& node = *op.node;
   const Value& in = p.values[static_cast<size_t>(op.inputs[0])];
   if (in.h * in.w != 1) throw Unsupported("[linear] " + node.path + ": the engine runs Linear on [N, F] inputs");
-  const Tensor& w = weight(weights, node, "weight");
-  // Linear's bias flag is private; the state dict tells whether it exists.
-  const float* b = weights.count(node.path + ".bias") ? weight(weights, node, "bias").data_f32() : nullptr;
   auto s = std::make_unique<LinearStep>();
-  s->k = std::make_unique<kernels::LinearKernel>(lin.in_features(), lin.out_features(), w.data_f32(), b,
-                                                 op.epilogue, isa, packs, op.label);
+  {
+    const Tensor w = weight(weights, node, "weight");
+    // Linear's bias flag is private; the state dict tells whether it exists.
+    const Tensor tb = weights.has(node.path + ".bias") ? weight(weights, node, "bias") : Tensor();
+    s->k = std::make_unique<kernels::LinearKernel>(lin.in_features(), lin.out_features(), w.data_f32(),
+                                                   tb.defined() ? tb.data_f32() : nullptr, op.epilogue, isa, packs,
+                                                   op.label);
+  }
+  weights.derive(key_of(node, "weight"), s->k->packed_weights(), {});
   s->rows = in.n;
   s->macs = in.n * lin.in_features() * lin.out_features();
   s->algo = s->k->description();
@@ -138,7 +153,7 @@ Epilogue activation_of(const nn::Layer& l) {
   return Epilogue::none;
 }
 
-std::unique_ptr<Step> other_step(const Program& p, const Op& op, const WeightMap& weights, Isa isa) {
+std::unique_ptr<Step> other_step(const Program& p, const Op& op, const WeightStore& weights, Isa isa) {
   const kernels::UkernelSet& uk = kernels::ukernels_for(isa);
   const Value& out = p.values[static_cast<size_t>(op.output)];
   const Value& in = p.values[static_cast<size_t>(op.inputs[0])];
@@ -223,7 +238,7 @@ std::unique_ptr<Step> other_step(const Program& p, const Op& op, const WeightMap
 
 }  // namespace
 
-std::vector<std::unique_ptr<Step>> select_kernels(const Program& p, const WeightMap& weights, Isa isa,
+std::vector<std::unique_ptr<Step>> select_kernels(const Program& p, WeightStore& weights, Isa isa,
                                                   kernels::PackCache& packs) {
   std::vector<std::unique_ptr<Step>> steps;
   for (const Op& op : p.ops) {

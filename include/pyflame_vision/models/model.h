@@ -18,6 +18,14 @@
 // that is running keeps the weights it started with, and a failed load leaves
 // the previous weights untouched.
 //
+// Memory: weights are held once. Compiling packs each convolution and linear
+// weight for its kernel (BatchNorm folded in); where that packed copy gives
+// the weight back bit for bit (every kernel but Winograd's), the model keeps
+// only the packed copy, plus a 2-bit rounding correction per element where
+// dividing the BatchNorm scale back out needs one, and state_dict()
+// rebuilds the tensor from it on demand. resident_weight_bytes() tells what
+// is still held as loaded.
+//
 // Running: forward() and forward_features() take a float32 [N, C, H, W] array
 // (any strides), compile the model for that input shape once (BatchNorm folded
 // into convolutions, activations and residual adds fused, weights packed for
@@ -49,6 +57,7 @@
 
 namespace pyflame_vision {
 class Executable;
+class WeightStore;
 namespace kernels {
 class PackCache;
 }  // namespace kernels
@@ -183,6 +192,15 @@ class Model : public nn::Module {
   /// of 36). For honest "% of peak" figures. Compiles (and caches) if needed.
   int64_t executed_macs(const TensorSpec& input, bool features = false) const;
 
+  /// Bytes of parameters and buffers held as loaded (0 without weights).
+  /// Compiling drops the convolution and linear weights that their packed
+  /// copies rebuild exactly (see "Memory" above), so this shrinks after the
+  /// first forward: what remains is the small tensors (BatchNorm, biases),
+  /// Winograd layers' weights and anything that cannot be rebuilt.
+  int64_t resident_weight_bytes() const;
+  /// Bytes of the 2-bit corrections that rebuilding needs.
+  int64_t weight_correction_bytes() const;
+
   /// The lowered graph (immutable snapshot; rebuilt by mutating calls).
   std::shared_ptr<const Graph> graph() const;
   ValueId lower(nn::Lowering& g, ValueId x) const override;
@@ -200,11 +218,10 @@ class Model : public nn::Module {
   virtual std::vector<std::string> zero_init_names() const { return {}; }
 
  private:
-  using WeightMap = std::unordered_map<std::string, Tensor>;
   /// Both load_state_dict overloads; `owned` is `state` when its values may be moved out, else null.
   LoadResult load_state_dict_impl(const std::vector<std::pair<std::string, Tensor>>& state, bool strict,
                                   std::vector<std::pair<std::string, Tensor>>* owned);
-  std::shared_ptr<const WeightMap> weights() const;
+  std::shared_ptr<WeightStore> weights() const;
   void require_weights() const;
   /// The compiled executable for `input` (compiling and caching it if needed).
   std::shared_ptr<const Executable> executable(const TensorSpec& input, bool features) const;
@@ -214,7 +231,9 @@ class Model : public nn::Module {
   std::shared_ptr<const Graph> graph_;
   std::string name_;
   mutable std::mutex mu_;  // guards weights_ and cache_
-  std::shared_ptr<const WeightMap> weights_;
+  // Replaced as a whole by init_weights and load_state_dict; inside, compiling
+  // turns resident weights into derived ones (the store has its own lock).
+  std::shared_ptr<WeightStore> weights_;
   uint64_t weights_version_ = 0;  // guarded by mu_; see weights_version()
   struct CacheEntry {
     std::shared_ptr<const Executable> exe;
