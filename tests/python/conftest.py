@@ -150,7 +150,7 @@ import sys
 
 class _NoTorch:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision"):
+        if name.split(".")[0] in ("torch", "torchvision", "safetensors"):
             raise ImportError(f"{name} is made unimportable for this test")
         return None
 
@@ -161,7 +161,9 @@ sys.meta_path.insert(0, _NoTorch())
 
 def env_without_torch(tmp_path) -> dict:
     """An environment for a child Python in which `import torch` (and torchvision) fails: a
-    sitecustomize on PYTHONPATH installs an import blocker. PYFLAME_VISION_REQUIRE_TORCH is dropped."""
+    sitecustomize on PYTHONPATH installs an import blocker. PYFLAME_VISION_REQUIRE_TORCH is dropped.
+    The `safetensors` package (a test dependency only) is blocked too: the library reads and writes
+    .safetensors itself."""
     env = dict(os.environ)
     env.pop("PYFLAME_VISION_REQUIRE_TORCH", None)
     site = tmp_path / "no-torch-site"

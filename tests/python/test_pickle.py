@@ -260,8 +260,8 @@ def test_enum_weights_pickle_as_a_reference_and_set_predict_defaults(weights_cac
 
 
 def test_pickles_load_bit_identical_in_another_process(resnet18_files, weights_cache, tmp_path):
-    """A fresh interpreter, where torch cannot even be imported, unpickles each kind of model and runs it: the
-    outputs are the original's, bit for bit."""
+    """A fresh interpreter, where torch (and the safetensors package) cannot even be imported, unpickles each kind
+    of model and runs it: the outputs are the original's, bit for bit; the models pickle again there."""
     _cache_checkpoint(weights_cache, "resnet18", "IMAGENET1K_V1", seed=5)
     by_file = models.resnet18()
     pyflame_vision.load_weights(by_file, resnet18_files / "resnet18.pth")
@@ -279,7 +279,10 @@ def test_pickles_load_bit_identical_in_another_process(resnet18_files, weights_c
         "for i in range(3):\n"
         "    m = pickle.loads(open(f'{sys.argv[1]}/m{i}.pkl', 'rb').read())\n"
         "    np.save(f'{sys.argv[1]}/y{i}.npy', m(x))\n"
-        "assert 'torch' not in sys.modules\n"
+        "    with pyflame_vision.models.inline_weights():\n"
+        "        again = pickle.loads(pickle.dumps(m))\n"
+        "    assert np.array_equal(again(x), m(x)), i\n"
+        "assert 'torch' not in sys.modules and 'safetensors' not in sys.modules\n"
     )
     env = env_without_torch(tmp_path)
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, env=env, timeout=300)
