@@ -1503,6 +1503,21 @@ def test_mutators_racing_8_forward_threads(tmp_path, mutator):
     assert n >= 8
 
 
+def test_remove_fc_racing_8_forward_threads():
+    """remove_fc (a structural change) while 8 threads run forwards: each forward is the whole model's logits or
+    the whole headless model's features, never a mix, an error or a crash; the model keeps working after."""
+    for seed in range(4):
+        m = models.resnet18()
+        m.init_weights(seed=20 + seed)
+        x = make_input((2, 3, 48, 48), 6)
+        headless = models.resnet18()
+        headless.load_state_dict(m.state_dict())
+        headless.remove_fc()
+        outs = {m(x).tobytes(), headless(x).tobytes()}
+        race(m, lambda k: m.remove_fc(), 1, x, outs)
+        assert m(x).tobytes() == headless(x).tobytes()
+
+
 def test_del_model_while_another_thread_is_inside_forward():
     m = models.resnet18()
     m.init_weights(seed=2)
