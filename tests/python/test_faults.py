@@ -1514,7 +1514,7 @@ def test_remove_fc_racing_8_forward_threads():
         headless.load_state_dict(m.state_dict())
         headless.remove_fc()
         outs = {m(x).tobytes(), headless(x).tobytes()}
-        race(m, lambda k: m.remove_fc(), 1, x, outs)
+        race(m, lambda k, m=m: m.remove_fc(), 1, x, outs)
         assert m(x).tobytes() == headless(x).tobytes()
 
 
